@@ -1,0 +1,103 @@
+"""Set up hmrlab and run its main jobs, with nothing but Python 3.10+ and pip.
+
+    python3 tasks.py lab         # set up, then open the collection in JupyterLab
+    python3 tasks.py test        # set up, then run the whole test suite (what CI runs)
+    python3 tasks.py notebooks   # set up, then execute every notebook headless into build/notebooks/
+
+Setting up means: a virtual environment in `.venv/`, this package installed into it in editable
+mode with its `lab` and `test` extras, and a Jupyter kernel named `hmrlab` registered inside it.
+The setup is skipped when `pyproject.toml` has not changed since the last one, so re-running a
+command is fast. Extra arguments after the command go to the tool it runs (JupyterLab, pytest or
+papermill's notebook list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".hmrlab-setup"
+BUILD = ROOT / "build"
+KERNEL_NAME = "hmrlab"
+
+
+def venv_python() -> Path:
+    """Path of the virtual environment's interpreter."""
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def setup_fingerprint() -> str:
+    """What the setup depends on: the package metadata, this script and the Python version."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", Path(__file__).resolve()):
+        digest.update(path.read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def run(*args: str | Path) -> None:
+    """Run a command from the repository root, stopping with its exit code if it fails."""
+    printable = " ".join(str(a) for a in args)
+    print(f"[hmrlab] $ {printable}", flush=True)
+    completed = subprocess.run([str(a) for a in args], cwd=ROOT)
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+
+
+def setup() -> Path:
+    """Create or refresh `.venv` when the fingerprint changed; return its interpreter."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"hmrlab needs Python 3.10 or newer (3.11 recommended); this is {sys.version.split()[0]}.")
+    fingerprint = setup_fingerprint()
+    python = venv_python()
+    if python.exists() and STAMP.exists() and STAMP.read_text() == fingerprint:
+        return python
+    started = time.perf_counter()
+    if not python.exists():
+        print(f"[hmrlab] creating the virtual environment {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+        run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(python, "-m", "pip", "install", "--quiet", "--editable", ".[lab,test]")
+    run(python, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME,
+        "--display-name", "Python (hmrlab)")
+    STAMP.write_text(fingerprint)
+    print(f"[hmrlab] environment ready in {time.perf_counter() - started:.0f} s", flush=True)
+    return python
+
+
+def lab(extra: list[str]) -> None:
+    """Open JupyterLab on the collection, starting at the tour notebook."""
+    python = setup()
+    run(python, "-m", "jupyterlab", "notebooks/00_tour.ipynb", *extra)
+
+
+def test(extra: list[str]) -> None:
+    """Run the unit tests, every notebook under papermill in quick mode, and nbval's checked cells."""
+    python = setup()
+    run(python, "-m", "pytest", *extra)
+
+
+def notebooks(extra: list[str]) -> None:
+    """Execute every notebook (or those named) headless in quick mode into build/notebooks/."""
+    python = setup()
+    run(python, "-m", "hmrlab.notebook_runner", "--output-dir", BUILD / "notebooks", *extra)
+
+
+COMMANDS = {"lab": lab, "test": test, "notebooks": notebooks, "setup": lambda extra: setup()}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit(__doc__)
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

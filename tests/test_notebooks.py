@@ -1,0 +1,86 @@
+"""Every notebook: named and shaped as the collection expects, small, and runs in quick mode.
+
+Execution uses papermill in a fresh `hmrlab` kernel with `QUICK=True` injected into the
+`parameters` cell; nbval separately compares the cells marked `# NBVAL_CHECK_OUTPUT`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hmrlab.notebook_runner import NOTEBOOK_DIR, NOTEBOOK_NAME, NotebookError, execute_notebook, list_notebooks
+
+NOTEBOOKS = list_notebooks()
+MAX_NOTEBOOK_BYTES = 1_000_000
+BUILD_DIR = Path(__file__).resolve().parent.parent / "build" / "test-notebooks"
+# A line that only the full plotly.js bundle contains (its licence banner).
+PLOTLY_BUNDLE_MARKER = "plotly.js v"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def parameters_cell(notebook: dict) -> dict | None:
+    for cell in notebook["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell
+    return None
+
+
+def test_collection_has_notebooks() -> None:
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+    numbers = [p.name[:2] for p in NOTEBOOKS]
+    assert len(numbers) == len(set(numbers)), f"two notebooks share a number: {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_numbered(path: Path) -> None:
+    assert NOTEBOOK_NAME.match(path.name), f"{path.name}: name notebooks NN_lowercase_words.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_switches_quick_mode(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cell = parameters_cell(load(path))
+    assert cell is not None, f"{path.name}: no code cell tagged 'parameters'"
+    source = "".join(cell["source"])
+    for quick_env, expected in ((None, False), ("1", True)):
+        if quick_env is None:
+            monkeypatch.delenv("HMRLAB_QUICK", raising=False)
+        else:
+            monkeypatch.setenv("HMRLAB_QUICK", quick_env)
+        namespace: dict = {"os": os}
+        exec(source, namespace)
+        assert namespace.get("QUICK") is expected, (
+            f"{path.name}: the parameters cell must set QUICK = {expected} when HMRLAB_QUICK="
+            f"{quick_env!r} (write QUICK = os.environ.get('HMRLAB_QUICK', '0') == '1')"
+        )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_light(path: Path) -> None:
+    size = path.stat().st_size
+    assert size <= MAX_NOTEBOOK_BYTES, f"{path.name} is {size / 1e6:.2f} MB; strip heavy outputs (cap 1 MB)"
+    assert PLOTLY_BUNDLE_MARKER not in path.read_text(encoding="utf-8"), (
+        f"{path.name} embeds the plotly.js bundle; call hmrlab.viz.configure_notebook_output() first"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_hmrlab_kernel(path: Path) -> None:
+    kernel = load(path)["metadata"].get("kernelspec", {}).get("name")
+    assert kernel == "hmrlab", f"{path.name}: kernelspec is {kernel!r}; select the 'hmrlab' kernel"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_in_quick_mode(path: Path) -> None:
+    try:
+        run = execute_notebook(path, BUILD_DIR, quick=True)
+    except NotebookError as error:
+        pytest.fail(str(error), pytrace=False)
+    print(f"{path.name}: {run.seconds:.1f} s")
