@@ -4,11 +4,16 @@ Used by `python3 tasks.py notebooks` (results land in `build/notebooks/`) and by
 so both report a failure the same way: the notebook, the failing cell and the error.
 
     python -m hmrlab.notebook_runner --output-dir build/notebooks [00_tour.ipynb ...] [--full]
+    python -m hmrlab.notebook_runner --in-place 00_tour.ipynb     # refresh the committed outputs
+
+`--in-place` is for authors: it runs the notebook itself in full mode with plotly figures stored as
+JSON for JupyterLab (`plotly_mimetype`), and strips execution metadata so diffs stay small.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -77,6 +82,9 @@ def execute_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    # papermill cannot infer a parameter written as an expression (QUICK = os.environ...) and says so
+    # on every run; the injected value still takes effect, so keep only its errors.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     path = Path(path).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     output = output_dir / path.name
@@ -100,17 +108,43 @@ def execute_notebook(
     return NotebookRun(path, output, time.perf_counter() - started)
 
 
+def refresh_outputs(path: Path, *, kernel_name: str = KERNEL_NAME) -> float:
+    """Execute `path` in place in full mode and keep its outputs; return the wall time in seconds.
+
+    Cell tags are kept (the `parameters` tag matters); per-cell execution timestamps are dropped.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    from hmrlab.io import atomic_write_text
+
+    os.environ["HMRLAB_QUICK"] = "0"
+    os.environ["PLOTLY_RENDERER"] = "plotly_mimetype"
+    notebook = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    NotebookClient(notebook, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+    atomic_write_text(path, nbformat.writes(notebook) + "\n")
+    return time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebook file names (default: all)")
     parser.add_argument("--output-dir", type=Path, default=Path("build/notebooks"))
     parser.add_argument("--full", action="store_true", help="full mode (QUICK=False): the real experiments")
+    parser.add_argument("--in-place", action="store_true", help="refresh the notebooks' own outputs (full mode)")
     args = parser.parse_args(argv)
     apply_headless_env()
     selected = [NOTEBOOK_DIR / name for name in args.names] or list_notebooks()
     missing = [p.name for p in selected if not p.exists()]
     if missing:
         parser.error(f"no such notebook(s) in {NOTEBOOK_DIR}: {', '.join(missing)}")
+    if args.in_place:
+        for path in selected:
+            print(f"ok    {refresh_outputs(path):7.1f} s  {path.name} (outputs refreshed in place)", flush=True)
+        return
     failures = 0
     for path in selected:
         try:

@@ -7,7 +7,6 @@ Execution uses papermill in a fresh `hmrlab` kernel with `QUICK=True` injected i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,17 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def parameters_cell(notebook: dict) -> dict | None:
+def split_at_parameters(notebook: dict) -> tuple[list[str], str | None]:
+    """Sources of the code cells before the `parameters` cell, and that cell's source (or None)."""
+    before = []
     for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            return cell
-    return None
+            return before, source
+        before.append(source)
+    return before, None
 
 
 def test_collection_has_notebooks() -> None:
@@ -45,16 +50,16 @@ def test_notebook_is_numbered(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_parameters_cell_switches_quick_mode(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cell = parameters_cell(load(path))
-    assert cell is not None, f"{path.name}: no code cell tagged 'parameters'"
-    source = "".join(cell["source"])
+    setup, source = split_at_parameters(load(path))
+    assert source is not None, f"{path.name}: no code cell tagged 'parameters'"
     for quick_env, expected in ((None, False), ("1", True)):
         if quick_env is None:
             monkeypatch.delenv("HMRLAB_QUICK", raising=False)
         else:
             monkeypatch.setenv("HMRLAB_QUICK", quick_env)
-        namespace: dict = {"os": os}
-        exec(source, namespace)
+        namespace: dict = {}
+        for cell_source in (*setup, source):  # the imports the parameters cell relies on, then the cell
+            exec(cell_source, namespace)
         assert namespace.get("QUICK") is expected, (
             f"{path.name}: the parameters cell must set QUICK = {expected} when HMRLAB_QUICK="
             f"{quick_env!r} (write QUICK = os.environ.get('HMRLAB_QUICK', '0') == '1')"
