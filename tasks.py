@@ -75,7 +75,9 @@ def setup() -> Path:
 def lab(extra: list[str]) -> None:
     """Open JupyterLab on the collection, starting at the tour notebook."""
     python = setup()
-    run(python, "-m", "jupyterlab", "notebooks/00_tour.ipynb", *extra)
+    # Containers and cloud machines often run as root, which JupyterLab refuses without this flag.
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    run(python, "-m", "jupyterlab", "notebooks/00_tour.ipynb", *as_root, *extra)
 
 
 def test(extra: list[str]) -> None:
