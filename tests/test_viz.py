@@ -13,7 +13,7 @@ import pyvista as pv
 import torch
 
 from hmrlab import viz
-from hmrlab.skeletons import SMPL_24
+from hmrlab.body.skeletons import SMPL_24
 
 RADIUS = 0.5
 close = dict(rtol=1e-6, atol=1e-7)  # figures store coordinates in float32
