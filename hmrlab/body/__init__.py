@@ -174,10 +174,14 @@ def load_body_model(
     if kind == "smpl":
         return smplx.SMPL(str(file), data_struct=Struct(**arrays), gender=gender, vertex_ids=vertex_ids, **smplx_kwargs)
     # smplx.SMPLX reads its arrays only from a file (no data_struct argument) and fixes its vertex
-    # ids to the licensed mesh: give it a clean npz of the arrays read safely, then set the ids.
-    with tempfile.TemporaryDirectory() as tmp:
-        clean = write_npz(arrays, Path(tmp) / f"SMPLX_{gender.upper()}.npz")
-        model = smplx.SMPLX(str(clean), ext="npz", gender=gender, **smplx_kwargs)
+    # ids to the licensed mesh. The shipped free model is read as it is; a user's file is rewritten
+    # as a clean npz from the arrays read safely (smplx itself would unpickle it), then the ids set.
+    if path is None:
+        model = smplx.SMPLX(str(file), ext="npz", gender=gender, **smplx_kwargs)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            clean = write_npz(arrays, Path(tmp) / f"SMPLX_{gender.upper()}.npz")
+            model = smplx.SMPLX(str(clean), ext="npz", gender=gender, **smplx_kwargs)
     if vertex_ids is not None:
         selector_options = {k: smplx_kwargs[k] for k in ("use_hands", "use_feet_keypoints") if k in smplx_kwargs}
         model.vertex_joint_selector = VertexJointSelector(vertex_ids=vertex_ids, **selector_options)
