@@ -25,10 +25,11 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^\d{2}_[a-z0-9_]+\.ipynb$")
 KERNEL_NAME = "hmrlab"
 # Headless settings shared by the test suite and `tasks.py notebooks`: quick mode, plotly figures as
-# JSON (no plotly.js bundle), pyvista offscreen with static images.
+# their JSON mimetype (no plotly.js bundle; the plain "json" renderer makes nbclient crawl on figures
+# shown inside ipywidgets' interact), pyvista offscreen with static images.
 HEADLESS_ENV = {
     "HMRLAB_QUICK": "1",
-    "PLOTLY_RENDERER": "json",
+    "PLOTLY_RENDERER": "plotly_mimetype",
     "PYVISTA_OFF_SCREEN": "true",
     "PYVISTA_JUPYTER_BACKEND": "static",
     "MPLBACKEND": "Agg",

@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 import pyvista as pv
+from vtkmodules.vtkCommonCore import vtkLogger
 
 from hmrlab.validation import check_points, check_same_shape, format_shape
 
@@ -31,7 +32,7 @@ _AXIS_TITLES = {"xaxis_title": "x (m)", "yaxis_title": "y (m)", "zaxis_title": "
 def configure_notebook_output() -> None:
     """Choose notebook output formats that need no display and keep committed notebooks small.
 
-    plotly: the renderer is ``$PLOTLY_RENDERER`` if set (e.g. ``json`` in CI), else
+    plotly: the renderer is ``$PLOTLY_RENDERER`` if set, else
     ``"plotly_mimetype"``. That renderer emits only the figure's JSON under the MIME type
     ``application/vnd.plotly.v1+json``; JupyterLab, Notebook 7 and VS Code draw it with the plotly
     extension shipped in the plotly wheel, so the ~4 MB plotly.js bundle is never written into the
@@ -40,6 +41,8 @@ def configure_notebook_output() -> None:
     pyvista: ``pyvista.OFF_SCREEN`` is set when ``$PYVISTA_OFF_SCREEN`` is ``"true"`` or when no
     display is available (Linux without ``$DISPLAY`` or ``$WAYLAND_DISPLAY``); the Jupyter backend
     is ``$PYVISTA_JUPYTER_BACKEND``, default ``"static"`` (a PNG image, no extra packages).
+    Without a display VTK first tries X, warns "bad X server connection" and falls back to EGL or
+    OSMesa by itself; that warning is silenced so it does not land in every notebook's outputs.
 
     Calling it again applies the same settings (idempotent).
     """
@@ -49,6 +52,8 @@ def configure_notebook_output() -> None:
     )
     if os.environ.get("PYVISTA_OFF_SCREEN", "").lower() == "true" or no_display:
         pv.OFF_SCREEN = True
+    if no_display:
+        vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
     pv.set_jupyter_backend(os.environ.get("PYVISTA_JUPYTER_BACKEND", "static"))
 
 

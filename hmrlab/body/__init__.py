@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -171,6 +173,32 @@ def load_body_model(
     file = body_model_file(kind, path, gender)
     arrays = _checked_arrays(file, kind)
     vertex_ids = smplx_kwargs.pop("vertex_ids", None) or _free_vertex_ids(arrays)
+    with _quiet_shape_space_warning():
+        return _build_smplx_module(kind, file, arrays, path, gender, vertex_ids, smplx_kwargs)
+
+
+@contextlib.contextmanager
+def _quiet_shape_space_warning():
+    """smplx prints a warning whenever a file has fewer than 300 shape directions (every file but
+    the licensed SMPL-X ones); drop that line and pass anything else it prints through."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        yield
+    for line in captured.getvalue().splitlines():
+        if not line.startswith("WARNING: You are using a SMPL"):
+            print(line)
+
+
+def _build_smplx_module(
+    kind: BodyKind,
+    file: Path,
+    arrays: dict[str, np.ndarray],
+    path: str | os.PathLike | None,
+    gender: str,
+    vertex_ids: dict[str, int] | None,
+    smplx_kwargs: dict[str, Any],
+) -> smplx.SMPL | smplx.SMPLX:
+    """The smplx module for arrays already read and checked (see `load_body_model`)."""
     if kind == "smpl":
         return smplx.SMPL(str(file), data_struct=Struct(**arrays), gender=gender, vertex_ids=vertex_ids, **smplx_kwargs)
     # smplx.SMPLX reads its arrays only from a file (no data_struct argument) and fixes its vertex
