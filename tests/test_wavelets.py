@@ -15,14 +15,7 @@ MODES = list(wavelets.MODES)
 TOL = 1e-10  # float64 results equal PyWavelets' to rounding
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tensors here are tiny: waking a second thread costs more than it saves, a lot more on
-    # a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random(*shape: int, seed: int = 0) -> np.ndarray:
