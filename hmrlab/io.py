@@ -5,11 +5,16 @@ a half-written checkpoint that the next "load the checkpoint if it exists" cell 
 writer here writes into a temporary file in the destination's own directory, flushes it to disk
 (``fsync``), and only then renames it over the destination with `os.replace`: within one file
 system, a reader then sees either the old file or the new one, never a mixture.
+
+Reading is guarded too: `RestrictedUnpickler` builds only NumPy arrays and plain containers, for the
+pickles inside body-model and dataset files (a pickle can otherwise name any callable to run).
 """
 
 from __future__ import annotations
 
+import codecs
 import os
+import pickle
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +23,36 @@ from typing import Any
 
 import numpy as np
 import torch
+
+
+# NumPy's reconstruction callables under the module names NumPy 1 and 2 (and Python 2) pickle them
+# with; taking them from `__reduce_ex__` avoids importing NumPy's private modules.
+_RECONSTRUCT = np.zeros(0).__reduce_ex__(2)[0]
+_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
+_SCALAR = np.float64(0).__reduce__()[0]
+NUMPY_PICKLE_CALLABLES: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes (array buffers) under protocol 2
+}
+for _core in ("numpy.core", "numpy._core"):
+    NUMPY_PICKLE_CALLABLES[(f"{_core}.multiarray", "_reconstruct")] = _RECONSTRUCT
+    NUMPY_PICKLE_CALLABLES[(f"{_core}.multiarray", "scalar")] = _SCALAR
+    NUMPY_PICKLE_CALLABLES[(f"{_core}.numeric", "_frombuffer")] = _FROMBUFFER
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that calls only the callables in `allowed` (default: NumPy arrays, dtypes and
+    scalars; dicts, lists, tuples, numbers and strings need none). Subclasses widen `allowed` and
+    say in `refusal` what their files should hold."""
+
+    allowed: dict[tuple[str, str], Any] = NUMPY_PICKLE_CALLABLES
+    refusal = "the file should hold only NumPy arrays, numbers, strings, lists and dicts"
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.allowed:
+            return self.allowed[(module, name)]
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: {self.refusal}")
 
 
 def _fsync_file(path: Path) -> None:

@@ -10,7 +10,6 @@ maps chumpy's ``Ch`` to a stand-in that keeps the wrapped array; everything else
 
 from __future__ import annotations
 
-import codecs
 import copyreg
 import os
 import pickle
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
-from hmrlab.io import atomic_save_npz
+from hmrlab.io import NUMPY_PICKLE_CALLABLES, RestrictedUnpickler, atomic_save_npz
 
 
 class _ChumpyArray:
@@ -38,42 +37,34 @@ class _ChumpyArray:
         self.array = state.get("x")
 
 
-# Callables a body-model pickle may name, under their Python 2 and Python 3 spellings. Getting
-# NumPy's from `__reduce__` avoids importing its private modules, whose names changed in NumPy 2.
-_RECONSTRUCT = np.zeros(0).__reduce__()[0]
-_SCALAR = np.float64(0).__reduce__()[0]
-_ALLOWED = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy.core.multiarray", "scalar"): _SCALAR,
-    ("numpy._core.multiarray", "scalar"): _SCALAR,
+# Beyond NumPy's, what a body-model pickle may name, under Python 2 and Python 3 spellings.
+_MODEL_CALLABLES = {
+    **NUMPY_PICKLE_CALLABLES,
     ("copy_reg", "_reconstructor"): copyreg._reconstructor,
     ("copyreg", "_reconstructor"): copyreg._reconstructor,
     ("__builtin__", "object"): object,
     ("builtins", "object"): object,
     ("__builtin__", "set"): set,
     ("builtins", "set"): set,
-    ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes under protocol 2
     ("chumpy.ch", "Ch"): _ChumpyArray,
 }
 _SPARSE_CLASSES = ("csc_matrix", "csr_matrix", "coo_matrix")
 
 
-class _ModelUnpickler(pickle.Unpickler):
+class _ModelUnpickler(RestrictedUnpickler):
     """An unpickler that builds only arrays, sparse matrices and chumpy stand-ins."""
 
+    allowed = _MODEL_CALLABLES
+    refusal = (
+        "a body-model pickle should hold only NumPy arrays, scipy.sparse matrices and chumpy arrays. "
+        "Is this really an SMPL/SMPL-X model file?"
+    )
+
     def find_class(self, module: str, name: str) -> object:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
         # scipy moved its classes between private modules (scipy.sparse.csc -> scipy.sparse._csc).
         if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_CLASSES:
             return getattr(scipy.sparse, name)
-        raise pickle.UnpicklingError(
-            f"refused to load {module}.{name}: a body-model pickle should hold only NumPy arrays, "
-            "scipy.sparse matrices and chumpy arrays. Is this really an SMPL/SMPL-X model file?"
-        )
+        return super().find_class(module, name)
 
 
 def _as_array(value: object) -> np.ndarray | None:

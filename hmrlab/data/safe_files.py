@@ -13,9 +13,7 @@ Every failure (missing file, truncated or corrupt archive, refused callable) rai
 
 from __future__ import annotations
 
-import codecs
 import os
-import pickle
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -24,32 +22,13 @@ from typing import IO, Any
 
 import numpy as np
 
-# NumPy's reconstruction functions under the module names NumPy 1 and 2 (and Python 2) pickle them
-# with; taking them from `__reduce_ex__` avoids importing NumPy's private modules.
-_RECONSTRUCT = np.zeros(0).__reduce_ex__(2)[0]
-_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
-_SCALAR = np.float64(0).__reduce__()[0]
-_ALLOWED = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes (array buffers) under protocol 2
-}
-for _core in ("numpy.core", "numpy._core"):
-    _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _RECONSTRUCT
-    _ALLOWED[(f"{_core}.multiarray", "scalar")] = _SCALAR
-    _ALLOWED[(f"{_core}.numeric", "_frombuffer")] = _FROMBUFFER
+from hmrlab.io import RestrictedUnpickler
 
 
-class ArrayUnpickler(pickle.Unpickler):
+class ArrayUnpickler(RestrictedUnpickler):
     """An unpickler that builds NumPy arrays, scalars and plain Python containers only."""
 
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        raise pickle.UnpicklingError(
-            f"refused to load {module}.{name}: a dataset file should hold only NumPy arrays, numbers, "
-            "strings, lists and dicts"
-        )
+    refusal = "a dataset file should hold only NumPy arrays, numbers, strings, lists and dicts"
 
 
 def _unpickle(handle: IO[bytes], what: str) -> Any:
