@@ -111,15 +111,16 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """`numpy.savez` the named ``arrays`` to ``path`` atomically; returns ``path``.
+def atomic_save_npz(path: str | os.PathLike, *, compress: bool = False, **arrays: np.ndarray) -> Path:
+    """`numpy.savez` (or `numpy.savez_compressed` with ``compress=True``) the named ``arrays`` to
+    ``path`` atomically; returns ``path``.
 
     The name is used as given: unlike `numpy.savez` on a path, no ``.npz`` is appended.
     """
     if not arrays:
         raise ValueError("atomic_save_npz needs at least one array, e.g. atomic_save_npz(path, x=x)")
     with atomic_write(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        (np.savez_compressed if compress else np.savez)(handle, **arrays)
     return Path(path)
 
 

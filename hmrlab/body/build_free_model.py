@@ -89,7 +89,7 @@ from hmrlab.body.anny_rig import (
     smplx_part_of_bone,
 )
 from hmrlab.body.skeletons import H36M_17, SMPL_24, SMPLX_55
-from hmrlab.io import atomic_write, atomic_write_text
+from hmrlab.io import atomic_save_npz, atomic_write_text
 
 ANNY_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 NUM_BETAS = 10
@@ -440,8 +440,7 @@ def reconstruction_error_mm(downsample, upsample, meshes: np.ndarray) -> dict:
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` compressed (the zero posedirs shrink to almost nothing) and atomically."""
-    with atomic_write(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    atomic_save_npz(path, compress=True, **arrays)
     with np.load(path, allow_pickle=False) as reloaded:
         for key, array in arrays.items():
             if not np.array_equal(reloaded[key], array):

@@ -50,7 +50,7 @@ from hmrlab.data.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, write_h36m
 from hmrlab.data.motions import ACTIONS, Motion, generate_motion
 from hmrlab.data.safe_files import existing_file, read_npz
 from hmrlab.geometry import axis_angle_to_matrix
-from hmrlab.io import atomic_write, atomic_write_text
+from hmrlab.io import atomic_save_npz, atomic_write_text
 
 H36M_SUBJECTS = H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS
 
@@ -167,11 +167,6 @@ def _trial_names(actions: Sequence[str]) -> list[str]:
     return names
 
 
-def _save_npz_compressed(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_write(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-
-
 def generate_h36m_like(
     out_dir: str | os.PathLike,
     *,
@@ -256,8 +251,8 @@ def generate_h36m_like(
     write_h36m(out_dir / "data_3d_h36m.npz", positions_3d, out_dir / "data_2d_h36m_gt.npz", gt_2d)
     # write_h36m writes the 3D file beside each 2D one: the second call rewrites the same 3D poses
     write_h36m(out_dir / "data_3d_h36m.npz", positions_3d, out_dir / "data_2d_h36m_synth_det.npz", det_2d)
-    _save_npz_compressed(out_dir / "data_2d_h36m_synth_det_confidence.npz", confidences)
-    _save_npz_compressed(out_dir / "smpl_params.npz", smpl)
+    atomic_save_npz(out_dir / "data_2d_h36m_synth_det_confidence.npz", compress=True, **confidences)
+    atomic_save_npz(out_dir / "smpl_params.npz", compress=True, **smpl)
     atomic_write_text(out_dir / "cameras.json", json.dumps(cameras_json, indent=1))
     manifest = {"config": config, "config_hash": digest, "files": list(FILES)}
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
