@@ -11,16 +11,22 @@ metres, relative to the root joint (pelvis, joint 0 of `H36M_17`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeVar
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from hmrlab.body.skeletons import H36M_17
 from hmrlab.data.cameras import Y_UP_TO_Z_UP, Camera
 from hmrlab.data.h36m import H36MData
+from hmrlab.data.pw3d import PW3DActor, PW3DSequence
+from hmrlab.data.render import person_crop
+from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hmrlab.validation import format_shape
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -184,3 +190,170 @@ def h36m_lifting_pairs(
                 normalized = normalize_screen_coordinates(poses_2d, width, height)
                 pairs.append((normalized.astype(np.float32), root_relative.astype(np.float32)))
     return pairs
+
+
+def _camera_frame_targets(sequence: PW3DSequence, actor: PW3DActor) -> dict[str, np.ndarray]:
+    """Per-frame targets of one 3DPW actor in the camera frame: ``pose`` (T, 72) with the global
+    orientation turned into the camera frame (``R_cam R_root``, as SPIN's and VIBE's 3DPW
+    preprocessing do), ``joints_3d`` (T, 24, 3) metres (``R X + t``), ``joints_2d`` (T, 24, 2)
+    pixels (``K X_cam``) and ``box`` (T, 4) the box (x_min, y_min, x_max, y_max) around those and
+    the detected keypoints with confidence > 0."""
+    rotation, t = sequence.cam_poses[:, :3, :3], sequence.cam_poses[:, :3, 3]
+    joints_3d = np.einsum("tij,tkj->tki", rotation, actor.joints) + t[:, None]
+    projected = joints_3d @ sequence.cam_intrinsics.T
+    joints_2d = projected[..., :2] / projected[..., 2:]
+    pose = actor.poses.reshape(-1, 24, 3).copy()
+    root = torch.from_numpy(rotation) @ axis_angle_to_matrix(torch.from_numpy(pose[:, 0]))
+    pose[:, 0] = matrix_to_axis_angle(root).numpy()
+    boxes = []
+    for points, keypoints in zip(joints_2d, actor.keypoints_2d):
+        points = np.concatenate([points, keypoints[keypoints[:, 2] > 0, :2]])
+        boxes.append(np.concatenate([points.min(0), points.max(0)]))
+    return {"pose": pose.reshape(-1, 72), "joints_3d": joints_3d, "joints_2d": joints_2d, "box": np.stack(boxes)}
+
+
+def _checked_image_root(image_root: str | os.PathLike, sequences: Mapping[str, PW3DSequence]) -> Path:
+    image_root = Path(image_root).expanduser()
+    for name in sequences:
+        first = image_root / name / "image_00000.jpg"
+        if not first.is_file():
+            raise FileNotFoundError(
+                f"{first} does not exist; image_root must be 3DPW's imageFiles folder, "
+                "holding <sequence>/image_00000.jpg"
+            )
+    return image_root
+
+
+class _PW3DCrops(Dataset):
+    """Shared by `MeshSamples` and `VideoClips`: targets of every actor, image reading and cropping."""
+
+    def __init__(
+        self, sequences: Mapping[str, PW3DSequence], image_root: str | os.PathLike, crop_size: tuple[int, int],
+        scale: float,
+    ):
+        if not sequences:
+            raise ValueError("sequences is empty; pass load_3dpw(<folder of sequenceFiles>)")
+        if len(crop_size) != 2 or min(crop_size) < 1 or scale <= 0:
+            raise ValueError(f"crop_size must be (height, width) >= 1 and scale > 0; got {crop_size}, {scale}")
+        self.image_root = _checked_image_root(image_root, sequences)
+        self.crop_size, self.scale = tuple(crop_size), scale
+        # (sequence name, actor, camera-frame targets) per actor
+        self.actors = [
+            (name, actor, _camera_frame_targets(sequence, actor))
+            for name, sequence in sequences.items()
+            for actor in sequence.actors
+        ]
+        self.intrinsics = {name: sequence.cam_intrinsics for name, sequence in sequences.items()}
+
+    def _crop(self, name: str, frame: int, box: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Frame `frame` of sequence `name` cropped about `box` (4,): (3, H, W) float32 in [0, 1], (2, 3) affine."""
+        with Image.open(self.image_root / name / f"image_{frame:05d}.jpg") as image:
+            rgb = np.asarray(image.convert("RGB"))
+        crop, affine = person_crop(rgb, box, size=self.crop_size, scale=self.scale)
+        return torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0, affine
+
+    def _targets(self, actor: PW3DActor, targets: dict[str, np.ndarray], frames: Any, affine: np.ndarray,
+                 name: str) -> dict[str, torch.Tensor]:
+        crop_from_image = np.vstack([affine, [0.0, 0.0, 1.0]])
+        joints_2d = targets["joints_2d"][frames] @ affine[:, :2].T + affine[:, 2]
+        arrays = {
+            "pose": targets["pose"][frames],
+            "betas": actor.betas,
+            "joints_3d": targets["joints_3d"][frames],
+            "joints_2d": joints_2d,
+            "camera": crop_from_image @ self.intrinsics[name],
+            "affine": affine,
+        }
+        return {key: torch.as_tensor(value, dtype=torch.float32) for key, value in arrays.items()}
+
+
+class MeshSamples(_PW3DCrops):
+    """Single frames of 3DPW(-like) sequences, cropped about the person, for image-to-mesh models (HMR, SPIN).
+
+    `sequences` from `hmrlab.data.pw3d.load_3dpw`, `image_root` the ``imageFiles`` folder. One item
+    per actor and frame whose camera pose is valid (``campose_valid``), a dict of float32 tensors:
+    ``image`` (3, H, W) in [0, 1] at `crop_size` = (H, W), the box around the person's keypoints
+    made square-ish to the crop's aspect and enlarged by `scale` (`hmrlab.data.render.person_crop`);
+    ``pose`` (72,) SMPL axis-angle with the global orientation in the camera frame; ``betas`` (10,);
+    ``joints_3d`` (24, 3) SMPL joints in the camera frame, metres (from the loader's body model);
+    ``joints_2d`` (24, 2) their projections in crop pixels; ``camera`` (3, 3) the intrinsics of the
+    crop, ``A K`` with the crop's affine A (so ``camera @ joints_3d`` projects to ``joints_2d``);
+    ``affine`` (2, 3) from image pixels to crop pixels.
+    """
+
+    def __init__(
+        self,
+        sequences: Mapping[str, PW3DSequence],
+        image_root: str | os.PathLike,
+        *,
+        crop_size: tuple[int, int] = (224, 224),
+        scale: float = 1.25,
+    ):
+        super().__init__(sequences, image_root, crop_size, scale)
+        self.index = [
+            (a, int(frame))
+            for a, (_, actor, _) in enumerate(self.actors)
+            for frame in np.flatnonzero(actor.campose_valid)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        a, frame = self.index[item]
+        name, actor, targets = self.actors[a]
+        image, affine = self._crop(name, frame, targets["box"][frame])
+        return {"image": image, **self._targets(actor, targets, frame, affine, name)}
+
+
+class VideoClips(_PW3DCrops):
+    """Clips of `clip_length` consecutive frames of 3DPW(-like) sequences, for video models (VIBE, TCMR).
+
+    Clips start at frames 0, `stride`, 2 `stride`, ... of each actor and are kept when they fit in the
+    sequence and every frame's camera pose is valid. All frames of a clip are cropped with one box,
+    the union of the per-frame boxes of `MeshSamples`, so the camera does not jump inside a clip.
+    Items are dicts of float32 tensors: ``images`` (T, 3, H, W) in [0, 1]; per frame ``pose`` (T, 72),
+    ``joints_3d`` (T, 24, 3) metres, ``joints_2d`` (T, 24, 2) crop pixels; per clip ``betas`` (10,),
+    ``camera`` (3, 3) and ``affine`` (2, 3) as in `MeshSamples`.
+    """
+
+    def __init__(
+        self,
+        sequences: Mapping[str, PW3DSequence],
+        image_root: str | os.PathLike,
+        *,
+        clip_length: int = 16,
+        stride: int = 8,
+        crop_size: tuple[int, int] = (224, 224),
+        scale: float = 1.25,
+    ):
+        if clip_length < 1 or stride < 1:
+            raise ValueError(f"clip_length and stride must be at least 1; got {clip_length}, {stride}")
+        super().__init__(sequences, image_root, crop_size, scale)
+        self.clip_length = clip_length
+        self.index = [
+            (a, start)
+            for a, (_, actor, _) in enumerate(self.actors)
+            for start in range(0, len(actor.poses) - clip_length + 1, stride)
+            if actor.campose_valid[start : start + clip_length].all()
+        ]
+        if not self.index:
+            shortest = min(len(actor.poses) for _, actor, _ in self.actors)
+            raise ValueError(
+                f"no clip of {clip_length} valid frames fits; the shortest sequence has {shortest} frames. "
+                "Pass a smaller clip_length."
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        a, start = self.index[item]
+        name, actor, targets = self.actors[a]
+        frames = slice(start, start + self.clip_length)
+        boxes = targets["box"][frames]
+        box = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
+        crops = [self._crop(name, frame, box) for frame in range(start, start + self.clip_length)]
+        affine = crops[0][1]
+        images = torch.stack([crop for crop, _ in crops])
+        return {"images": images, **self._targets(actor, targets, frames, affine, name)}

@@ -113,7 +113,7 @@ def capture_frames(motion: Motion, max_frames: int | None) -> slice:
     return slice(start, start + count)
 
 
-def _standing_transl(model: BodyModel, betas: torch.Tensor) -> torch.Tensor:
+def standing_transl(model: BodyModel, betas: torch.Tensor) -> torch.Tensor:
     """(3,) SMPL ``transl`` that moves this body's rest-pose pelvis to above the origin, at the height
     where its soles touch the floor y = 0 (metres)."""
     vertices, joints = model(betas=betas[None])
@@ -154,7 +154,7 @@ def pose_motion(
     poses, offset = motion.poses[frames], motion.transl[frames].clone()
     ground = offset[:, [0, 2]]
     offset[:, [0, 2]] = ground - (ground.amax(0) + ground.amin(0)) / 2
-    transl = offset + _standing_transl(model, betas)
+    transl = offset + standing_transl(model, betas)
     return regress_posed_joints(model, j_regressor_h36m, betas, poses, transl), transl
 
 
