@@ -12,9 +12,11 @@ from PIL import Image
 import hmrlab.data.synth_images as synth_images
 from hmrlab.body import body_model_arrays
 from hmrlab.body.lbs import BodyModel
+from hmrlab.body.skeletons import COCO_17
+from hmrlab.data.coco import load_coco_keypoints
 from hmrlab.data.datasets import MeshSamples, VideoClips
 from hmrlab.data.pw3d import PW3D_KEYPOINTS_2D, load_3dpw
-from hmrlab.data.synth_images import MANIFEST, QUICK, expected_files, generate_3dpw_like
+from hmrlab.data.synth_images import COCO_FILE, MANIFEST, QUICK, expected_files, generate_3dpw_like
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHIPPED = Path(__file__).resolve().parents[1] / "data_samples" / "synth" / "3dpw"
@@ -82,6 +84,24 @@ def test_keypoints_fall_on_the_mask(tiny, sequences):
     assert on_mask.mean() >= 0.9
     # the mask is the person, not the frame: it covers a small part of the image
     assert 0.01 < masks.mean() < 0.5
+
+
+def test_coco_file_repeats_the_frames_keypoints(tiny, sequences):
+    coco = load_coco_keypoints(tiny / COCO_FILE)
+    (sequence,) = sequences.values()
+    openpose = sequence.actors[0].keypoints_2d  # (T, 18, 3) x, y, inside
+    assert len(coco.file_names) == len(coco.keypoints) == len(openpose)
+    assert all((tiny / name).is_file() for name in coco.file_names)
+    for coco_index, name in enumerate(COCO_17.joint_names):
+        source = openpose[:, PW3D_KEYPOINTS_2D.index(name)]
+        visible = source[:, 2] > 0
+        np.testing.assert_allclose(coco.keypoints[visible, coco_index, :2], source[visible, :2], atol=1e-6)
+        assert np.all(coco.keypoints[:, coco_index, 2] == np.where(visible, 2, 0))
+    # every visible keypoint lies in its box (taken from the mask), to a pixel
+    x, y, w, h = (coco.boxes[:, None, i] for i in range(4))
+    u, v, seen = coco.keypoints[..., 0], coco.keypoints[..., 1], coco.keypoints[..., 2] > 0
+    inside = (u >= x - 1) & (u <= x + w + 1) & (v >= y - 1) & (v <= y + h + 1)
+    assert inside[seen].mean() > 0.9
 
 
 def test_same_arguments_same_files_and_cache(tiny, tmp_path):

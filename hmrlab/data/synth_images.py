@@ -11,6 +11,10 @@ ECCV 2018), so a user with the real dataset changes a path and nothing else:
   as in 3DPW, where ``image_{i:05d}.jpg`` shows ``poses[i]``.
 - ``maskFiles/<name>/mask_00000.png``: the person's silhouette (8-bit grey, 255 on the person).
   3DPW has no masks; they are an extra of the synthetic set.
+- ``annotations/person_keypoints_synth.json``: the same frames as a COCO person-keypoints file
+  (`hmrlab.data.coco.write_coco_keypoints`; file names relative to the output folder, the 17 COCO
+  keypoints taken from the OpenPose-18 ones by name, visibility 2 inside the image and 0 outside,
+  boxes from the masks), for 2D pretraining with the COCO loader.
 - ``manifest.json``: the generation config and its hash; the same config is not generated twice.
 
 Like 3DPW, the motion runs at 60 Hz (``poses_60Hz``, ``trans_60Hz``) and the images at 30 Hz
@@ -40,7 +44,9 @@ from tqdm.auto import tqdm
 
 from hmrlab.body import body_model_arrays, body_model_file
 from hmrlab.body.lbs import BodyModel
+from hmrlab.body.skeletons import COCO_17
 from hmrlab.data.cameras import Camera
+from hmrlab.data.coco import write_coco_keypoints
 from hmrlab.data.motions import ACTIONS, MAX_DURATION, generate_motion
 from hmrlab.data.pw3d import PW3D_KEYPOINTS_2D, write_3dpw
 from hmrlab.data.render import random_background, random_body_color, random_lighting, render_clip
@@ -48,7 +54,10 @@ from hmrlab.data.synth import standing_transl
 from hmrlab.io import atomic_write, atomic_write_text
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1  # bump when the generator changes what a config produces
+COCO_FILE = "annotations/person_keypoints_synth.json"
+# COCO's 17 keypoints are 17 of OpenPose's 18 (all but the neck), under the same names.
+_COCO_FROM_OPENPOSE = np.array([PW3D_KEYPOINTS_2D.index(name) for name in COCO_17.joint_names])
+FORMAT_VERSION = 2  # bump when the generator changes what a config produces
 NUM_BETAS = 10
 IMAGE_FPS, MOTION_FPS = 30, 60  # 3DPW's image and IMU rates
 JPEG_QUALITY = 90
@@ -75,7 +84,7 @@ def _split(index: int) -> str:
 
 def expected_files(config: dict[str, Any]) -> list[str]:
     """Paths, relative to the output folder, of every file a config makes (manifest aside)."""
-    files = []
+    files = [COCO_FILE]
     for index, name in enumerate(config["names"]):
         files.append(f"sequenceFiles/{_split(index)}/{name}.pkl")
         for i in range(config["frames_per_sequence"]):
@@ -162,9 +171,27 @@ def _write_image(path: Path, array: np.ndarray, **options: Any) -> None:
         Image.fromarray(array).save(tmp, format=path.suffix[1:].upper().replace("JPG", "JPEG"), **options)
 
 
+def _coco_rows(name: str, poses2d: np.ndarray, masks: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A sequence's frames as COCO rows: image file names, keypoints (T, 17, 3) with visibility 2
+    inside the image and 0 (at 0, 0) outside, and boxes (T, 4) x, y, width, height from the masks."""
+    openpose = poses2d.transpose(0, 2, 1)[:, _COCO_FROM_OPENPOSE]  # (T, 17, 3): x, y, inside
+    inside = openpose[..., 2:] > 0
+    keypoints = np.where(inside, np.concatenate([openpose[..., :2], np.full_like(openpose[..., 2:], 2)], -1), 0)
+    boxes = []
+    for mask in masks:
+        rows, cols = np.nonzero(mask)
+        if len(rows) == 0:  # the person left the picture: an empty box, as COCO has no "absent"
+            boxes.append([0, 0, 0, 0])
+            continue
+        boxes.append([cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1])
+    names = [f"imageFiles/{name}/image_{i:05d}.jpg" for i in range(len(masks))]
+    return names, keypoints, np.array(boxes, dtype=np.float64)
+
+
 def _make_sequence(
     model: BodyModel, extra_ids: dict[str, int], config: dict[str, Any], index: int, out_dir: Path
-) -> None:
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Render and write sequence `index`; return its frames as COCO rows (`_coco_rows`)."""
     rng, action = _sequence_start(config["seed"], index)
     betas = torch.as_tensor(rng.standard_normal(NUM_BETAS), dtype=torch.float32)
     gender = "f" if rng.random() < 0.5 else "m"
@@ -216,6 +243,7 @@ def _make_sequence(
                                     [0, cameras[0].focal[1], cameras[0].center[1]], [0, 0, 1.0]]),
         "img_frame_ids": np.arange(0, 2 * frames, 2),
     })
+    return _coco_rows(name, poses2d, masks)
 
 
 def generate_3dpw_like(
@@ -267,8 +295,15 @@ def generate_3dpw_like(
     model = BodyModel(arrays, num_betas=NUM_BETAS)
     extra_ids = {str(n): int(i) for n, i in zip(arrays["extra_vertex_names"], arrays["extra_vertex_ids"])}
     _remove_previous_set(out_dir, expected_files(config))
-    for index in tqdm(range(sequences), desc="SynthHuman 3DPW", disable=not progress):
-        _make_sequence(model, extra_ids, config, index, out_dir)
+    rows = [_make_sequence(model, extra_ids, config, index, out_dir)
+            for index in tqdm(range(sequences), desc="SynthHuman 3DPW", disable=not progress)]
+    height, width = config["image_size"]
+    file_names = [name for names, _, _ in rows for name in names]
+    write_coco_keypoints(
+        out_dir / COCO_FILE, file_names, np.tile([width, height], (len(file_names), 1)),
+        np.concatenate([keypoints for _, keypoints, _ in rows]), np.arange(1, len(file_names) + 1),
+        boxes=np.concatenate([boxes for _, _, boxes in rows]),
+    )
     manifest = {"config": config, "config_hash": digest}
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
     return out_dir
