@@ -13,11 +13,13 @@ JSON for JupyterLab (`plotly_mimetype`), and strips execution metadata so diffs 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,36 @@ def apply_headless_env() -> None:
         os.environ["JUPYTER_PATH"] = str(kernels)
 
 
+def _without_output_widget_emulation(client) -> None:
+    """Let a widget's captured outputs (ipywidgets' `interact`) land in the cell itself.
+
+    nbclient imitates JupyterLab's Output widget by sending every captured output back to the kernel,
+    and now and then that exchange deadlocks: the kernel is idle, the client waits forever
+    (jupyter/nbclient#312, nteract/papermill#723; seen here in several test runs). Headless
+    runs need no live widget, so the outputs are simply kept as the cell's own.
+    """
+    client.widget_registry = {}
+
+
+@contextlib.contextmanager
+def _papermill_without_output_widget_emulation() -> Iterator[None]:
+    """papermill builds its nbclient client internally; swap in one set up as above while it runs."""
+    import papermill.engines
+    from papermill.clientwrap import PapermillNotebookClient
+
+    class HeadlessClient(PapermillNotebookClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _without_output_widget_emulation(self)
+
+    original = papermill.engines.PapermillNotebookClient
+    papermill.engines.PapermillNotebookClient = HeadlessClient
+    try:
+        yield
+    finally:
+        papermill.engines.PapermillNotebookClient = original
+
+
 def list_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
     """Every `*.ipynb` directly under `directory`, in name order (checkpoints excluded)."""
     return sorted(p for p in directory.glob("*.ipynb") if p.is_file())
@@ -91,14 +123,15 @@ def execute_notebook(
     output = output_dir / path.name
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(path),
-            str(output),
-            parameters={"QUICK": quick, **(parameters or {})},
-            kernel_name=kernel_name,
-            cwd=str(path.parent),
-            progress_bar=False,
-        )
+        with _papermill_without_output_widget_emulation():
+            papermill.execute_notebook(
+                str(path),
+                str(output),
+                parameters={"QUICK": quick, **(parameters or {})},
+                kernel_name=kernel_name,
+                cwd=str(path.parent),
+                progress_bar=False,
+            )
     except PapermillExecutionError as error:
         source = "\n    ".join(error.source.splitlines()[:8])
         raise NotebookError(
@@ -123,7 +156,9 @@ def refresh_outputs(path: Path, *, kernel_name: str = KERNEL_NAME) -> float:
     os.environ["PLOTLY_RENDERER"] = "plotly_mimetype"
     notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
-    NotebookClient(notebook, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}).execute()
+    client = NotebookClient(notebook, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}})
+    _without_output_widget_emulation(client)
+    client.execute()
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
     atomic_write_text(path, nbformat.writes(notebook) + "\n")
