@@ -15,7 +15,7 @@ from hmrlab.data.h36m import load_h36m
 from hmrlab.data.safe_files import read_npz
 from hmrlab.data.synth import (
     FILES, H36M_ACTION_NAMES, H36M_SUBJECTS, MANIFEST, QUICK, generate_h36m_like, load_h36m_cameras,
-    load_smpl_params, main, regress_posed_joints,
+    load_smpl_params, regress_posed_joints,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -144,18 +144,18 @@ def test_shipped_quick_set(tmp_path):
     assert tuple(data.positions_3d) == H36M_SUBJECTS
     assert sorted(load_h36m_cameras(SHIPPED / "cameras.json")) == sorted(H36M_SUBJECTS)
     assert all(len(actions) == QUICK["motions_per_subject"] for actions in data.positions_3d.values())
-    # The CLI's --quick makes exactly the shipped set: on a copy of it, the call is a cache hit.
+    # QUICK (what `python -m hmrlab.data --quick` uses) makes exactly the shipped set: on a copy of it, the call is a cache hit.
     directory = shutil.copytree(SHIPPED, tmp_path / "h36m")
     mtimes = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
-    main(["--out", str(directory), "--quick"])
+    generate_h36m_like(directory, progress=False, **QUICK)
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == mtimes
     assert sum(p.stat().st_size for p in SHIPPED.parent.rglob("*") if p.is_file()) < 10e6
 
 
 def test_shipped_set_is_up_to_date(tmp_path):
     """Regenerating one subject gives the shipped data: fails when the motion library or body model
-    changed since the set was made (then run ``python -m hmrlab.data.synth --out
-    data_samples/synth/h36m --quick``)."""
+    changed since the set was made (then run ``python -m hmrlab.data --out
+    data_samples/synth --quick``)."""
     fresh = generate_h36m_like(tmp_path, subjects=("S11",), progress=False, **QUICK)
     shipped = {k: v for k, v in all_arrays(SHIPPED).items() if "/S11/" in k}
     regenerated = all_arrays(fresh)

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-import hmrlab.data.synth_images as synth_images
 from hmrlab.body import body_model_arrays
 from hmrlab.body.lbs import BodyModel
 from hmrlab.body.skeletons import COCO_17
@@ -184,12 +183,6 @@ def test_bad_arguments_raise(tiny, sequences):
         MeshSamples(sequences, tiny)
     with pytest.raises(ValueError, match="clip_length"):
         VideoClips(sequences, tiny / "imageFiles", clip_length=5)
-
-
-def test_cli_quick(tmp_path, monkeypatch):
-    monkeypatch.setattr(synth_images, "QUICK", {key: TINY[key] for key in QUICK})
-    out = synth_images.main(["--out", str(tmp_path / "cli"), "--quick"])
-    assert len(load_3dpw(out / "sequenceFiles")) == 1
 
 
 def test_shipped_set_loads(tmp_path):

@@ -18,12 +18,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the h36m/ and 3dpw/ sets")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sets, as shipped in data_samples/synth (default)")
-    size.add_argument("--full", action="store_true", help="the full-mode sets")
+    size.add_argument("--full", action="store_true", help=f"larger sets: {synth.FULL}, {synth_images.FULL}")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    flags = ["--full" if args.full else "--quick", "--seed", str(args.seed)]
-    synth.main(["--out", str(args.out / "h36m"), *flags])
-    synth_images.main(["--out", str(args.out / "3dpw"), *flags])
+    lifting = synth.generate_h36m_like(args.out / "h36m", seed=args.seed, **(synth.FULL if args.full else synth.QUICK))
+    print(f"SynthHuman Human3.6M-like set in {lifting}")
+    images = synth_images.generate_3dpw_like(
+        args.out / "3dpw", seed=args.seed, **(synth_images.FULL if args.full else synth_images.QUICK)
+    )
+    print(f"SynthHuman 3DPW-like set (and COCO keypoints) in {images}")
 
 
 if __name__ == "__main__":

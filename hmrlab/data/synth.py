@@ -28,7 +28,6 @@ Human3.6M has none (`H36M_ACTION_NAMES`). Code that groups by action should use
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -86,7 +85,8 @@ QUICK = {"motions_per_subject": 3, "max_frames": 100}
 FULL = {"motions_per_subject": 30, "max_frames": None}
 
 
-def _config_hash(config: dict[str, Any]) -> str:
+def config_hash(config: dict[str, Any]) -> str:
+    """The sha256 of a generator config (JSON with sorted keys): what a manifest records."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
@@ -206,7 +206,7 @@ def generate_h36m_like(
         "body_model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
     }
     out_dir = Path(out_dir)
-    digest = _config_hash(config)
+    digest = config_hash(config)
     if _is_cached(out_dir, digest):
         return out_dir
 
@@ -296,23 +296,3 @@ def load_smpl_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         else:
             raise ValueError(f"{path}: unexpected key {key!r}; expected 'S1/betas' or 'S1/<action>/poses|transl'")
     return subjects
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m hmrlab.data.synth --out DIR [--quick | --full] [--seed N]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hmrlab.data.synth", description="Generate SynthHuman's Human3.6M-like lifting set."
-    )
-    parser.add_argument("--out", required=True, type=Path, help="directory for the VideoPose3D files")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help=f"a few short motions per subject {QUICK} (default)")
-    size.add_argument("--full", action="store_true", help=f"more and whole motions {FULL}")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = generate_h36m_like(args.out, seed=args.seed, **(FULL if args.full else QUICK))
-    print(f"SynthHuman Human3.6M-like set in {out}")
-    return out
-
-
-if __name__ == "__main__":
-    main()

@@ -28,12 +28,10 @@ are drawn at random as labels only: the free body model is gender-neutral.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import zlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +48,7 @@ from hmrlab.data.coco import write_coco_keypoints
 from hmrlab.data.motions import ACTIONS, MAX_DURATION, generate_motion
 from hmrlab.data.pw3d import PW3D_KEYPOINTS_2D, write_3dpw
 from hmrlab.data.render import random_background, random_body_color, random_lighting, render_clip
-from hmrlab.data.synth import standing_transl
+from hmrlab.data.synth import config_hash, standing_transl
 from hmrlab.io import atomic_write, atomic_write_text
 
 MANIFEST = "manifest.json"
@@ -72,10 +70,6 @@ _SMPL = {
     "left_ankle": 7,
 }
 _VERTEX = {"nose": "nose", "right_eye": "reye", "left_eye": "leye", "right_ear": "rear", "left_ear": "lear"}
-
-
-def _config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
 def _split(index: int) -> str:
@@ -287,7 +281,7 @@ def generate_3dpw_like(
         "body_model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
     }
     out_dir = Path(out_dir)
-    digest = _config_hash(config)
+    digest = config_hash(config)
     if _is_cached(out_dir, config, digest):
         return out_dir
 
@@ -307,23 +301,3 @@ def generate_3dpw_like(
     manifest = {"config": config, "config_hash": digest}
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
     return out_dir
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m hmrlab.data.synth_images --out DIR [--quick | --full] [--seed N]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hmrlab.data.synth_images", description="Generate SynthHuman's 3DPW-like image set."
-    )
-    parser.add_argument("--out", required=True, type=Path, help="directory for the 3DPW-layout files")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help=f"a tiny set {QUICK} (default)")
-    size.add_argument("--full", action="store_true", help=f"a larger set {FULL}")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = generate_3dpw_like(args.out, seed=args.seed, **(FULL if args.full else QUICK))
-    print(f"SynthHuman 3DPW-like set in {out}")
-    return out
-
-
-if __name__ == "__main__":
-    main()
