@@ -12,6 +12,7 @@ Shapes are written as patterns: a tuple of ints (sizes that must match exactly) 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,3 +88,10 @@ def check_same_shape(a: Array, b: Array, names: tuple[str, str]) -> None:
             f"{names[0]} and {names[1]} must have the same shape; got "
             f"{format_shape(tuple(a.shape))} and {format_shape(tuple(b.shape))}"
         )
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy array from an array-like or a (possibly GPU, grad-tracking) torch tensor."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)

@@ -21,7 +21,7 @@ import plotly.io as pio
 import pyvista as pv
 from vtkmodules.vtkCommonCore import vtkLogger
 
-from hmrlab.validation import check_points, check_same_shape, format_shape
+from hmrlab.validation import check_points, check_same_shape, format_shape, to_numpy
 
 # Slightly above and to the side of the front view, so that depth is visible in 3D plots.
 _PLOTLY_CAMERA = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.6, y=0.4, z=1.8))
@@ -57,16 +57,9 @@ def configure_notebook_output() -> None:
     pv.set_jupyter_backend(os.environ.get("PYVISTA_JUPYTER_BACKEND", "static"))
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    """A numpy array from an array-like or a (possibly GPU, grad-tracking) torch tensor."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _check_points(points: Any, name: str) -> np.ndarray:
     """Points as a float (N, 3) array: non-empty and finite (NaN would break VTK's bounds)."""
-    points = _to_numpy(points)
+    points = to_numpy(points)
     check_points(points, name)
     if points.ndim != 2:
         raise ValueError(f"{name} must have shape (N, 3) in metres; got {format_shape(points.shape)}")
@@ -75,7 +68,7 @@ def _check_points(points: Any, name: str) -> np.ndarray:
 
 def _check_faces(faces: Any, n_vertices: int) -> np.ndarray:
     """Triangle indices as an int (F, 3) array within [0, n_vertices), or ValueError."""
-    faces = _to_numpy(faces)
+    faces = to_numpy(faces)
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise ValueError(f"faces must have shape (F, 3) (triangles); got {format_shape(faces.shape)}")
     if not np.issubdtype(faces.dtype, np.integer):
@@ -90,7 +83,7 @@ def _check_faces(faces: Any, n_vertices: int) -> np.ndarray:
 
 def _check_parents(parents: Any, n_joints: int) -> np.ndarray:
     """Kinematic tree as an int (J,) array with parents[j] in {-1} or [0, j), or ValueError."""
-    parents = _to_numpy(parents)
+    parents = to_numpy(parents)
     if parents.shape != (n_joints,):
         raise ValueError(
             f"parents must have shape (J,) with J = {n_joints}; got {format_shape(parents.shape)}"
@@ -252,12 +245,12 @@ def animate_skeleton(
     (e.g. ground truth) drawn in another colour. The axes are fixed to the whole sequence's extent,
     with equal scales, so the body does not jump as the view refits each frame.
     """
-    sequence = _to_numpy(sequence)
+    sequence = to_numpy(sequence)
     check_points(sequence, "sequence", dims=("T", "J"))
     if sequence.ndim != 3:
         raise ValueError(f"sequence must have shape (T, J, 3); got {format_shape(sequence.shape)}")
     if other is not None:
-        other = _to_numpy(other)
+        other = to_numpy(other)
         check_same_shape(sequence, other, ("sequence", "other"))
         check_points(other, "other", dims=("T", "J"))
     if fps <= 0:

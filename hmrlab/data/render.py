@@ -29,7 +29,7 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkFloatArray, vtkLogger, vtkUnsignedCharArray
 
 from hmrlab.data.cameras import Camera
-from hmrlab.validation import check_points, format_shape
+from hmrlab.validation import check_points, format_shape, to_numpy
 
 DEFAULT_BODY_COLOR = (0.78, 0.62, 0.52)
 FLAT_BACKGROUND = (0.5, 0.5, 0.5)
@@ -140,14 +140,8 @@ def random_background(size: tuple[int, int], generator: np.random.Generator) -> 
     return np.clip(np.round(255 * image), 0, 255).astype(np.uint8)
 
 
-def _as_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _check_faces(faces: Any, n_vertices: int) -> np.ndarray:
-    faces = _as_numpy(faces)
+    faces = to_numpy(faces)
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
         raise ValueError(
             f"faces must be integer triangles of shape (F, 3); got {faces.dtype} {format_shape(faces.shape)}"
@@ -271,7 +265,7 @@ def render_clip(
     returns None for the masks; it needs ``background=None`` (compositing uses the mask).
     Render at reduced size with ``camera.scaled(0.5)``.
     """
-    vertices_seq = _as_numpy(vertices_seq).astype(np.float64)
+    vertices_seq = to_numpy(vertices_seq).astype(np.float64)
     check_points(vertices_seq, "vertices_seq", dims=("T", "N"))
     if vertices_seq.ndim != 3:
         raise ValueError(f"vertices_seq must have shape (T, N, 3) in metres; got {format_shape(vertices_seq.shape)}")
@@ -308,7 +302,7 @@ def render_person(
     camera's image size, or None for flat grey. A projected vertex ``camera.project(v)`` at (u, v)
     falls on the mask's pixel (round(v), round(u)) when it is visible.
     """
-    vertices = _as_numpy(vertices)
+    vertices = to_numpy(vertices)
     if vertices.ndim != 2:
         raise ValueError(f"vertices must have shape (N, 3) in metres; got {format_shape(vertices.shape)}")
     rgb, mask = render_clip(vertices[None], faces, camera, background=background, light=light, color=color)
