@@ -95,3 +95,23 @@ def to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def check_parents(parents: Any, num_joints: int) -> list[int]:
+    """A kinematic tree as a list: ``parents[j]`` is -1 (a root) or an earlier joint; else ValueError.
+
+    Topological order (a parent before its children) lets forward kinematics and drawing walk the
+    joints in index order.
+    """
+    parents = to_numpy(parents)
+    if parents.shape != (num_joints,):
+        raise ValueError(f"parents must have shape (J,) with J = {num_joints}; got {format_shape(parents.shape)}")
+    parents = parents.astype(np.int64).tolist()
+    bad = [j for j, p in enumerate(parents) if not -1 <= p < j]
+    if bad:
+        raise ValueError(
+            "parents must list each joint's parent before the joint (parents[j] < j) and -1 for a root; "
+            f"joints {bad} have parents {[parents[j] for j in bad]}. Reorder the joints so that every "
+            "parent comes before its children."
+        )
+    return parents

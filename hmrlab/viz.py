@@ -21,7 +21,7 @@ import plotly.io as pio
 import pyvista as pv
 from vtkmodules.vtkCommonCore import vtkLogger
 
-from hmrlab.validation import check_points, check_same_shape, format_shape, to_numpy
+from hmrlab.validation import check_parents, check_points, check_same_shape, format_shape, to_numpy
 
 # Slightly above and to the side of the front view, so that depth is visible in 3D plots.
 _PLOTLY_CAMERA = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.6, y=0.4, z=1.8))
@@ -79,23 +79,6 @@ def _check_faces(faces: Any, n_vertices: int) -> np.ndarray:
             f"{n_vertices} vertices: indices must lie in [0, {n_vertices - 1}]"
         )
     return faces.astype(np.int64)
-
-
-def _check_parents(parents: Any, n_joints: int) -> np.ndarray:
-    """Kinematic tree as an int (J,) array with parents[j] in {-1} or [0, j), or ValueError."""
-    parents = to_numpy(parents)
-    if parents.shape != (n_joints,):
-        raise ValueError(
-            f"parents must have shape (J,) with J = {n_joints}; got {format_shape(parents.shape)}"
-        )
-    parents = parents.astype(np.int64)
-    bad = [j for j, p in enumerate(parents) if not (p == -1 or 0 <= p < j)]
-    if bad:
-        raise ValueError(
-            f"parents must list each joint's parent before the joint (parents[j] < j) and -1 "
-            f"for a root; joints {bad} have parents {parents[bad].tolist()}"
-        )
-    return parents
 
 
 def _check_names(names: Sequence[str] | None, n_joints: int) -> None:
@@ -156,7 +139,7 @@ def skeleton_figure(
     (e.g. the ground truth beside a prediction), drawn in `other_color`. Equal axis scales, y up.
     """
     joints = _check_points(joints, "joints")
-    parents = _check_parents(parents, len(joints))
+    parents = np.array(check_parents(parents, len(joints)))
     _check_names(names, len(joints))
     traces = _skeleton_traces(joints, parents, names, color, label)
     if other is not None:
@@ -223,7 +206,7 @@ def mesh_figure(
     if joints is not None:
         joints = _check_points(joints, "joints")
         # Without a tree every joint is a root: markers only.
-        parents = np.full(len(joints), -1) if parents is None else _check_parents(parents, len(joints))
+        parents = np.full(len(joints), -1) if parents is None else np.array(check_parents(parents, len(joints)))
         traces += _skeleton_traces(joints, parents, None, _OTHER_COLOR, "joints")
     fig = go.Figure(traces)
     fig.update_layout(title=title, scene=dict(aspectmode="data", camera=_PLOTLY_CAMERA, **_AXIS_TITLES))
@@ -255,7 +238,7 @@ def animate_skeleton(
         check_points(other, "other", dims=("T", "J"))
     if fps <= 0:
         raise ValueError(f"fps must be positive; got {fps}")
-    parents = _check_parents(parents, sequence.shape[1])
+    parents = np.array(check_parents(parents, sequence.shape[1]))
     _check_names(names, sequence.shape[1])
     skeletons = [(sequence, _COLOR, "skeleton")]
     if other is not None:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from hmrlab.geometry import axis_angle_to_matrix
-from hmrlab.validation import format_shape
+from hmrlab.validation import check_parents, format_shape
 
 
 def blend_shapes(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -60,16 +60,6 @@ def rigid_transform(rotation: torch.Tensor, translation: torch.Tensor) -> torch.
     return torch.cat([top, bottom], -2)
 
 
-def _check_parents(parents: Sequence[int] | torch.Tensor, num_joints: int) -> list[int]:
-    parents = torch.as_tensor(parents).tolist()
-    if len(parents) != num_joints or any(not -1 <= p < j for j, p in enumerate(parents)):
-        raise ValueError(
-            f"parents must list {num_joints} joints with parents[j] < j (-1 for the root); got {parents}. "
-            "Reorder the joints so that every parent comes before its children."
-        )
-    return parents
-
-
 def forward_kinematics(
     rotmats: torch.Tensor, rest_joints: torch.Tensor, parents: Sequence[int] | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +71,7 @@ def forward_kinematics(
     rest-pose point attached to joint j to its posed position, i.e. the world transform with the
     rest pose's one removed (``G_j [I | -rest_j]``, Eq. 2), which is what `skin` blends.
     """
-    parents = _check_parents(parents, rotmats.shape[1])
+    parents = check_parents(parents, rotmats.shape[1])
     offsets = rest_joints.clone()
     offsets[:, 1:] -= rest_joints[:, parents[1:]]
     local = rigid_transform(rotmats, offsets)
@@ -214,7 +204,7 @@ class BodyModel(nn.Module):
         self.register_buffer("posedirs", tensor(arrays["posedirs"]))
         self.register_buffer("J_regressor", tensor(arrays["J_regressor"]))
         self.register_buffer("weights", tensor(arrays["weights"]))
-        self.register_buffer("parents", torch.as_tensor(_check_parents(parents, len(parents))))
+        self.register_buffer("parents", torch.as_tensor(check_parents(parents, len(parents))))
         self.register_buffer("faces", torch.as_tensor(np.asarray(arrays["f"], dtype=np.int64)))
 
     @property

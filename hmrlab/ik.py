@@ -1,0 +1,205 @@
+"""Analytical inverse kinematics with twist (HybrIK, Li et al., CVPR 2021), one function per step.
+
+Forward kinematics (FK) turns local joint rotations into joint positions; inverse kinematics (IK)
+goes back. Joint positions alone do not fix the rotations: a bone can spin about itself (its
+*twist*) without moving any joint. HybrIK therefore splits each rotation into a *swing*, the
+smallest rotation taking the rest bone direction onto the posed one, found from the joints in
+closed form, and a *twist* about the bone, an angle given separately (a network predicts it as
+``(cos, sin)``). Both steps run top-down along the tree, because a bone's posed direction must be
+expressed in its parent's frame, which needs the parent's rotation first (Sec. 3.2 of the paper).
+
+For a joint j with global rotation ``G_j = G_parent R_j``, FK puts every child c at
+``p_c = p_j + G_j (rest_c - rest_j)``. So, with ``t = rest_c - rest_j`` the rest bone and
+``d = G_parent^T (p_c - p_j)`` the posed bone in the parent's frame, ``R_j t = d``. Per joint:
+
+* one child (knees, elbows, spine, ...): ``R_j = swing(t, d) twist(t, phi)`` (`swing_rotation`,
+  `twist_rotation`), Eq. 4-6 of the paper;
+* several children (the pelvis with hips and spine, spine3 with neck and collars): the rotation that
+  best aligns all child bone directions at once, an orthogonal Procrustes problem
+  (`align_bone_directions`); with three non-parallel bones it is determined, so no twist is needed;
+* no child (hands, feet, head): the joints say nothing about it; IK returns the identity.
+
+Conventions are those of `hmrlab.body.lbs`: ``x' = R x``; joint 0 the root; ``parents[j] < j``;
+metres. The twist of bone ``parents[j] -> j`` is entry ``j - 1`` of a (B, J - 1, 2) tensor (as in
+HybrIK): it belongs to the rotation of the parent. Everything is differentiable; float64 round trips
+are exact to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from hmrlab.body import lbs
+from hmrlab.geometry import matrix_to_quaternion, similarity_transform, skew_matrix
+from hmrlab.validation import check_finite, check_parents, format_shape
+
+
+def _check_tensor(x: torch.Tensor, name: str, shape: tuple[int | str, ...]) -> None:
+    """`x` must be a finite tensor of exactly `shape` (strings are sizes checked elsewhere)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dim() != len(shape) or any(isinstance(s, int) and s != n for s, n in zip(shape, x.shape)):
+        raise ValueError(f"{name} must have shape {format_shape(shape)}; got {format_shape(tuple(x.shape))}")
+    check_finite(x, name)
+
+
+def _batched_rest_joints(rest_joints: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Check rest joints (B or 1, J, 3) against a pose `like` (B, J, ...) and broadcast them to (B, J, 3)."""
+    batch, num_joints = like.shape[:2]
+    _check_tensor(rest_joints, "rest_joints", ("B", num_joints, 3))
+    if rest_joints.dtype != like.dtype:
+        raise ValueError(
+            f"rest_joints must have the pose's dtype {like.dtype}; got {rest_joints.dtype}. Convert one with .to()."
+        )
+    if rest_joints.shape[0] not in (1, batch):
+        raise ValueError(
+            f"rest_joints must have batch size 1 or {batch} (that of the pose); got "
+            f"{format_shape(tuple(rest_joints.shape))}"
+        )
+    return rest_joints.expand(batch, -1, -1)
+
+
+def _children(parents: list[int]) -> list[list[int]]:
+    return [[c for c, p in enumerate(parents) if p == j] for j in range(len(parents))]
+
+
+def forward_kinematics(
+    rotmats: torch.Tensor, rest_joints: torch.Tensor, parents: Sequence[int] | torch.Tensor
+) -> torch.Tensor:
+    """Posed joints (B, J, 3) in metres from local rotations (B, J, 3, 3) and rest joints (B or 1, J, 3).
+
+    `hmrlab.body.lbs.forward_kinematics` (SMPL's Eq. 2-4) without the skinning transforms; the root
+    stays at its rest position.
+    """
+    _check_tensor(rotmats, "rotmats", ("B", "J", 3, 3))
+    rest_joints = _batched_rest_joints(rest_joints, rotmats)
+    return lbs.forward_kinematics(rotmats, rest_joints, parents)[0]
+
+
+def bone_vectors(joints: torch.Tensor, parents: Sequence[int]) -> torch.Tensor:
+    """Vector from each joint's parent to the joint, ``p_j - p_parent(j)``: (B, J, 3) -> (B, J - 1, 3).
+
+    Entry ``j - 1`` is the bone ending at joint j; differences make the root translation drop out.
+    """
+    return joints[:, 1:] - joints[:, list(parents[1:])]
+
+
+def swing_rotation(rest_dir: torch.Tensor, posed_dir: torch.Tensor) -> torch.Tensor:
+    """The smallest rotation taking unit vector `rest_dir` onto unit vector `posed_dir`: (..., 3) -> (..., 3, 3).
+
+    It turns about ``k = rest_dir x posed_dir`` by the angle between them (Eq. 5 of HybrIK); Rodrigues'
+    formula with ``|k| = sin``, ``rest_dir . posed_dir = cos`` simplifies to
+    ``I + [k]_x + [k]_x^2 / (1 + cos)``, with no division by |k|, so parallel bones (no swing) are
+    smooth. Undefined for opposite directions (a 180° swing has no unique axis).
+    """
+    k = skew_matrix(torch.linalg.cross(rest_dir, posed_dir, dim=-1))
+    cos = (rest_dir * posed_dir).sum(-1)[..., None, None]
+    eye = torch.eye(3, dtype=k.dtype, device=k.device)
+    return eye + k + k @ k / (1 + cos)
+
+
+def twist_rotation(axis: torch.Tensor, twist: torch.Tensor) -> torch.Tensor:
+    """Rotation about unit `axis` (..., 3) by the angle whose ``(cos, sin)`` is `twist` (..., 2): (..., 3, 3).
+
+    Rodrigues' formula ``I + sin [a]_x + (1 - cos) [a]_x^2`` (Eq. 6 of HybrIK). `twist` is
+    normalised first, so a network's raw 2-vector is a valid input, as in HybrIK.
+    """
+    cos, sin = F.normalize(twist, dim=-1)[..., None, None].unbind(-3)
+    k = skew_matrix(axis)
+    eye = torch.eye(3, dtype=k.dtype, device=k.device)
+    return eye + sin * k + (1 - cos) * (k @ k)
+
+
+def align_bone_directions(rest_dirs: torch.Tensor, posed_dirs: torch.Tensor) -> torch.Tensor:
+    """The rotation R minimising ``sum_c |R rest_c - posed_c|^2``: (B, C, 3), (B, C, 3) unit vectors -> (B, 3, 3).
+
+    The orthogonal Procrustes (Kabsch) problem, solved by the SVD of ``sum_c posed_c rest_c^T`` with
+    det R = +1, via `hmrlab.geometry.similarity_transform` (``scale=False``). That function also
+    fits a translation; adding the mirror image ``-v`` of every direction centres both sets at the
+    joint without changing the minimiser (each pair costs twice one bone), so it solves this
+    rotation-only problem. Needs at least two non-parallel bones.
+    """
+    source = torch.cat([rest_dirs, -rest_dirs], -2)
+    target = torch.cat([posed_dirs, -posed_dirs], -2)
+    return similarity_transform(source, target, scale=False)[1]
+
+
+def twist_angles(
+    rotmats: torch.Tensor, rest_joints: torch.Tensor, parents: Sequence[int] | torch.Tensor
+) -> torch.Tensor:
+    """Twist ``(cos, sin)`` of each parent's rotation about its rest bone: (B, J, 3, 3), (B or 1, J, 3) -> (B, J-1, 2).
+
+    Swing-twist decomposition: any rotation ``R = swing twist(t, phi)`` with ``t`` a unit axis and
+    the swing's axis perpendicular to ``t``. With ``q = (w, v)`` the quaternion of R and
+    ``s = v . t``, the twist quaternion is ``(w, s t)`` normalised, so
+    ``cos phi = (w^2 - s^2) / (w^2 + s^2)`` and ``sin phi = 2 w s / (w^2 + s^2)`` (independent of
+    the sign of q). Entry ``j - 1`` decomposes ``rotmats[:, parents[j]]`` about
+    ``rest_j - rest_parents[j]``, the twist `inverse_kinematics` takes. Undefined where the swing is 180°.
+    """
+    _check_tensor(rotmats, "rotmats", ("B", "J", 3, 3))
+    parents = check_parents(parents, rotmats.shape[1])
+    rest_joints = _batched_rest_joints(rest_joints, rotmats)
+    axes = F.normalize(bone_vectors(rest_joints, parents), dim=-1)
+    quaternions = matrix_to_quaternion(rotmats[:, parents[1:]])
+    w, s = quaternions[..., 0], (quaternions[..., 1:] * axes).sum(-1)
+    norm_sq = w * w + s * s
+    return torch.stack([(w * w - s * s) / norm_sq, 2 * w * s / norm_sq], -1)
+
+
+def inverse_kinematics(
+    joints: torch.Tensor,
+    rest_joints: torch.Tensor,
+    parents: Sequence[int] | torch.Tensor,
+    twist: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local rotations (B, J, 3, 3) that pose `rest_joints` onto `joints`, with the given twists.
+
+    joints: (B, J, 3) posed joints in metres, with or without the root translation (only bones are
+    used). rest_joints: (B or 1, J, 3) the template's rest joints (same units). twist: (B, J - 1, 2)
+    ``(cos, sin)`` of the twist of each bone ``parents[j] -> j`` (entry ``j - 1``, normalised before
+    use), or None for no twist. Top-down, each joint's rotation is the swing taking its rest bone onto
+    the posed one in its parent's frame, after the twist about the rest bone (HybrIK, Sec. 3.2); joints
+    with several children use `align_bone_directions` and ignore their children's twists; joints with
+    no child get the identity. ``forward_kinematics(rotmats, rest_joints, parents)`` reproduces
+    ``joints`` (minus the root translation) when the bone lengths match the rest pose's.
+
+    Returns ``rotmats`` (B, J, 3, 3) and ``twist_angles(rotmats, ...)`` (B, J - 1, 2), the twists
+    of the result (the normalised input where it was used).
+    """
+    _check_tensor(joints, "joints", ("B", "J", 3))
+    batch, num_joints = joints.shape[:2]
+    parents = check_parents(parents, num_joints)
+    rest_joints = _batched_rest_joints(rest_joints, joints)
+    if twist is None:
+        twist = joints.new_tensor([1.0, 0.0]).expand(batch, num_joints - 1, 2)
+    _check_tensor(twist, "twist", (batch, num_joints - 1, 2))
+    rest_dirs = F.normalize(bone_vectors(rest_joints, parents), dim=-1)
+    posed_bones = bone_vectors(joints, parents)
+    eye = torch.eye(3, dtype=joints.dtype, device=joints.device).expand(batch, 3, 3)
+    local: list[torch.Tensor] = []
+    world: list[torch.Tensor] = []
+    for joint, (parent, children) in enumerate(zip(parents, _children(parents))):
+        parent_world = eye if parent < 0 else world[parent]
+        bones = [child - 1 for child in children]
+        # The posed bones seen from the parent's frame: what this joint's own rotation must produce.
+        posed_dirs = F.normalize(posed_bones[:, bones] @ parent_world, dim=-1)
+        if not children:
+            rotation = eye
+        elif len(children) == 1:
+            rest_dir = rest_dirs[:, bones[0]]
+            rotation = swing_rotation(rest_dir, posed_dirs[:, 0]) @ twist_rotation(rest_dir, twist[:, bones[0]])
+        else:
+            rotation = align_bone_directions(rest_dirs[:, bones], posed_dirs)
+        local.append(rotation)
+        world.append(parent_world @ rotation)
+    rotmats = torch.stack(local, 1)
+    return rotmats, twist_angles(rotmats, rest_joints, parents)
+
+
+__all__ = [
+    "align_bone_directions", "bone_vectors", "forward_kinematics", "inverse_kinematics",
+    "swing_rotation", "twist_angles", "twist_rotation",
+]
