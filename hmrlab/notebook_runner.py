@@ -34,7 +34,6 @@ HEADLESS_ENV = {
     "PLOTLY_RENDERER": "plotly_mimetype",
     "PYVISTA_OFF_SCREEN": "true",
     "PYVISTA_JUPYTER_BACKEND": "static",
-    "MPLBACKEND": "Agg",
 }
 
 
