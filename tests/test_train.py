@@ -1,7 +1,14 @@
+import importlib.util
+import os
 import random
+import signal
+import subprocess
+import sys
 from collections import namedtuple
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -226,3 +233,119 @@ def test_bad_arguments_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit(nn.Linear(3, 1), arguments.pop("loss_fn"), arguments.pop("train_data"), device="cpu",
             progress=False, **arguments)
+
+
+def _interrupting(at_call: int):
+    """_noisy_loss, but a SIGINT arrives during the given call (as from Ctrl-C or Jupyter's stop)."""
+    calls = 0
+
+    def loss_fn(model, batch):
+        nonlocal calls
+        calls += model.training
+        if model.training and calls == at_call:
+            signal.raise_signal(signal.SIGINT)
+        return _noisy_loss(model, batch)
+
+    return loss_fn
+
+
+@pytest.mark.parametrize("own_generator", [False, True], ids=["global-rng", "loader-generator"])
+def test_sigint_saves_the_partial_epoch_and_resume_is_exact(tmp_path, own_generator):
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt, match="epoch 2 after step 3"):
+        _run(4, path, loss_fn=_interrupting(6 + 3), own_generator=own_generator)  # 6 batches per epoch
+    state = load_checkpoint(path, _noisy_model(0))
+    assert (state["epoch"], state["step"]) == (1, 3)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # fit put the handler back
+    _assert_same_run(_run(4, own_generator=own_generator), _run(4, path, own_generator=own_generator, init_seed=99))
+
+
+def _scheduled_run(epochs, checkpoint=None, snapshots=None):
+    x, y = _regression_data()
+    model = _noisy_model(1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + 0.1 * step))
+
+    def recording_loss(model, batch):
+        if model.training and snapshots is not None:
+            snapshots.append([p.detach().clone() for p in model.parameters()])
+        return _noisy_loss(model, batch)
+
+    history = fit(model, recording_loss, _loader(x, y, True), epochs=epochs, optimizer=optimizer,
+                  scheduler=scheduler, ema_decay=0.9, val_data=[(x, y)], checkpoint=checkpoint, seed=3,
+                  device="cpu", progress=False)
+    return model, history
+
+
+def test_scheduler_and_ema_resume_exactly_and_ema_is_the_recursion(tmp_path):
+    path = tmp_path / "run.pt"
+    snapshots = []
+    model, history = _scheduled_run(3, snapshots=snapshots)
+    # Step k (from 0) ran at lr 0.05 / (1 + 0.1 (k + 1)) after it: 6 steps per epoch.
+    np.testing.assert_allclose([row["lr"] for row in history], [0.05 / (1 + 0.1 * 6 * e) for e in (1, 2, 3)])
+    _scheduled_run(1, path)
+    _assert_same_run((model, history), _scheduled_run(3, path))
+    # EMA by hand: the first update copies the weights, then ema = 0.9 ema + 0.1 p after every step.
+    after_each_step = snapshots[1:] + [[p.detach() for p in model.parameters()]]
+    ema = after_each_step[0]
+    for params in after_each_step[1:]:
+        ema = [0.9 * e + 0.1 * p for e, p in zip(ema, params)]
+    averaged = _noisy_model(0)
+    load_checkpoint(path, averaged, ema=True)
+    for mine, loaded in zip(ema, averaged.parameters()):
+        torch.testing.assert_close(loaded, mine)
+    fit(nn.Linear(3, 1), _mse, [_regression_data()], epochs=1, checkpoint=tmp_path / "plain.pt", device="cpu",
+        progress=False)
+    with pytest.raises(ValueError, match="no EMA"):
+        load_checkpoint(tmp_path / "plain.pt", nn.Linear(3, 1), ema=True)
+
+
+def test_best_checkpoint_and_logs(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = _regression_data()
+    model = _noisy_model(1)
+    path = tmp_path / "run.pt"
+    history = fit(model, _noisy_loss, _loader(x, y, False), epochs=6, lr=0.2, val_data=[(x, y)],
+                  val_metrics={"max_error": _max_error}, checkpoint=path, best_metric="val_max_error",
+                  log_dir=tmp_path / "logs", device="cpu", progress=False)
+    best = load_checkpoint(hmrlab.train.best_checkpoint_path(path), _noisy_model(0))
+    assert best["epoch"] == history.best("val_max_error")["epoch"]
+    logged = pd.read_csv(tmp_path / "logs" / "history.csv")
+    pd.testing.assert_frame_equal(logged, history.to_frame(), check_exact=False, rtol=1e-12)
+    events = EventAccumulator(str(tmp_path / "logs"))
+    events.Reload()
+    scalars = events.Scalars("val_loss")
+    assert [s.step for s in scalars] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([s.value for s in scalars], logged["val_loss"], rtol=1e-6)
+
+
+def test_bfloat16_autocast_on_cpu_still_learns():
+    x, y = _regression_data()
+    model = nn.Linear(3, 1)
+    history = fit(model, _mse, [(x, y)], epochs=60, lr=0.1, amp=True, device="cpu", progress=False)
+    assert history[-1]["train_loss"] < 0.1 * history[0]["train_loss"]
+
+
+SCRIPT = Path(__file__).parent / "scripts" / "fit_under_torchrun.py"
+
+
+def test_two_gloo_processes_agree_with_one(tmp_path):
+    spec = importlib.util.spec_from_file_location("fit_under_torchrun", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model, history, world = script.train()
+    assert world == 1
+    out = tmp_path / "two.pt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
+               str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = torch.load(out, weights_only=True)
+    assert two["world"] == 2
+    for name, p in model.state_dict().items():
+        torch.testing.assert_close(two["model"][name], p, rtol=1e-5, atol=1e-6)
+    for a, b in zip(history, two["history"], strict=True):
+        for key in ("train_loss", "train_mae", "val_loss", "val_mae"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5)
