@@ -8,7 +8,13 @@ import torch
 
 from hmrlab.body.skeletons import H36M_17
 from hmrlab.data.cameras import Y_UP_TO_Z_UP
-from hmrlab.data.datasets import LiftingWindows, h36m_lifting_pairs, image_coordinates, normalize_screen_coordinates
+from hmrlab.data.datasets import (
+    LiftingWindows,
+    h36m_lifting_pairs,
+    h36m_lifting_sequences,
+    image_coordinates,
+    normalize_screen_coordinates,
+)
 from hmrlab.data.h36m import load_h36m
 from hmrlab.data.synth import generate_h36m_like, load_h36m_cameras
 
@@ -123,6 +129,18 @@ def test_pairs_match_the_cameras(synthetic):
             assert np.all(poses_3d[:, 0] == 0)
     dataset = LiftingWindows(pairs, receptive_field=9, seq2seq=True)
     assert len(dataset) == 8 * 10 and dataset[0][0].shape == (9, 17, 2) and dataset[0][1].shape == (9, 17, 3)
+
+
+def test_sequences_are_keyed_by_subject_action_and_camera(synthetic):
+    data = load_h36m(synthetic / "data_3d_h36m.npz", synthetic / "data_2d_h36m_gt.npz")
+    cameras = load_h36m_cameras(synthetic / "cameras.json")
+    sequences = h36m_lifting_sequences(data, cameras, ["S1"])
+    expected = [("S1", action, c) for action in data.positions_3d["S1"] for c in range(4)]
+    assert list(sequences) == expected
+    for (poses_2d, poses_3d), (key, (ours_2d, ours_3d)) in zip(h36m_lifting_pairs(data, cameras, ["S1"]), sequences.items()):
+        assert len(ours_3d) == len(data.positions_3d["S1"][key[1]])
+        np.testing.assert_array_equal(ours_2d, poses_2d)
+        np.testing.assert_array_equal(ours_3d, poses_3d)
 
 
 def test_pairs_need_2d_and_cameras(synthetic):

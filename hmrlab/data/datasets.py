@@ -151,13 +151,15 @@ class LiftingWindows(Dataset):
         return inputs, target
 
 
-def h36m_lifting_pairs(
+def h36m_lifting_sequences(
     data: H36MData,
     cameras: dict[str, list[Camera]],
     subjects: Sequence[str] | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(poses_2d (T, 17, 2) normalized screen coordinates, poses_3d (T, 17, 3) camera-frame metres,
-    root-relative) for every subject, action and camera of `data`, in that order; `LiftingWindows` takes them.
+) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]:
+    """``{(subject, action, camera index): (poses_2d, poses_3d)}`` for every subject, action and
+    camera of `data`, in that order: poses_2d (T, 17, 2) normalized screen coordinates, poses_3d
+    (T, 17, 3) camera-frame metres, root-relative. `LiftingWindows` takes the values; the keys are
+    what `hmrlab.evaluation.h36m_protocols` groups by.
 
     `data` comes from `hmrlab.data.h36m.load_h36m` with a 2D file: the ground truth
     (``data_2d_h36m_gt.npz``) or detections (``data_2d_h36m_synth_det.npz``, ``..._cpn_ft_h36m_dbb.npz``):
@@ -176,20 +178,29 @@ def h36m_lifting_pairs(
     if missing:
         raise ValueError(f"subjects {missing} lack 3D poses or cameras; data has {sorted(data.positions_3d)}, "
                          f"cameras {sorted(cameras)}")
-    pairs = []
+    sequences = {}
     for subject in subjects:
         for action, world_file in data.positions_3d[subject].items():
             world = world_file.astype(np.float64) @ Y_UP_TO_Z_UP  # z-up file frame -> y-up: X_y = Y^T X_z
             keypoints = data.positions_2d[subject][action]
             if len(keypoints) != len(cameras[subject]):
                 raise ValueError(f"{subject} {action!r}: {len(keypoints)} 2D views but {len(cameras[subject])} cameras")
-            for camera, poses_2d in zip(cameras[subject], keypoints):
+            for index, (camera, poses_2d) in enumerate(zip(cameras[subject], keypoints)):
                 in_camera = camera.to_camera(world)
                 root_relative = in_camera - in_camera[:, :1]
                 width, height = camera.image_size
                 normalized = normalize_screen_coordinates(poses_2d, width, height)
-                pairs.append((normalized.astype(np.float32), root_relative.astype(np.float32)))
-    return pairs
+                sequences[subject, action, index] = (normalized.astype(np.float32), root_relative.astype(np.float32))
+    return sequences
+
+
+def h36m_lifting_pairs(
+    data: H36MData,
+    cameras: dict[str, list[Camera]],
+    subjects: Sequence[str] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The values of `h36m_lifting_sequences`: (poses_2d, poses_3d) pairs for `LiftingWindows`."""
+    return list(h36m_lifting_sequences(data, cameras, subjects).values())
 
 
 def _camera_frame_targets(sequence: PW3DSequence, actor: PW3DActor) -> dict[str, np.ndarray]:
