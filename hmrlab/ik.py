@@ -36,6 +36,9 @@ from hmrlab.body import lbs
 from hmrlab.geometry import matrix_to_quaternion, similarity_transform, skew_matrix
 from hmrlab.validation import check_finite, check_parents, format_shape
 
+OPPOSITE_TOLERANCE = 1e-6
+"""`swing_rotation` treats directions with ``1 + cos < OPPOSITE_TOLERANCE`` as opposite."""
+
 
 def _check_tensor(x: torch.Tensor, name: str, shape: tuple[int | str, ...]) -> None:
     """`x` must be a finite tensor of exactly `shape` (strings are sizes checked elsewhere)."""
@@ -93,12 +96,22 @@ def swing_rotation(rest_dir: torch.Tensor, posed_dir: torch.Tensor) -> torch.Ten
     It turns about ``k = rest_dir x posed_dir`` by the angle between them (Eq. 5 of HybrIK); Rodrigues'
     formula with ``|k| = sin``, ``rest_dir . posed_dir = cos`` simplifies to
     ``I + [k]_x + [k]_x^2 / (1 + cos)``, with no division by |k|, so parallel bones (no swing) are
-    smooth. Undefined for opposite directions (a 180° swing has no unique axis).
+    smooth. Opposite directions (a 180° swing) have no unique axis: there the half-turn
+    ``2 a a^T - I`` about an axis a perpendicular to `rest_dir` is returned (a network's first
+    guesses can point a bone backwards; the result must still be a rotation, not NaN).
     """
     k = skew_matrix(torch.linalg.cross(rest_dir, posed_dir, dim=-1))
     cos = (rest_dir * posed_dir).sum(-1)[..., None, None]
     eye = torch.eye(3, dtype=k.dtype, device=k.device)
-    return eye + k + k @ k / (1 + cos)
+    opposite = 1 + cos < OPPOSITE_TOLERANCE
+    swing = eye + k + k @ k / torch.where(opposite, torch.ones_like(cos), 1 + cos)
+    if not bool(opposite.any()):
+        return swing
+    # Cross with the coordinate axis least aligned with rest_dir: never (near) parallel to it.
+    least_aligned = F.one_hot(rest_dir.abs().argmin(-1), 3).to(rest_dir.dtype)
+    axis = F.normalize(torch.linalg.cross(rest_dir, least_aligned, dim=-1), dim=-1)
+    half_turn = 2 * axis[..., :, None] * axis[..., None, :] - eye
+    return torch.where(opposite, half_turn, swing)
 
 
 def twist_rotation(axis: torch.Tensor, twist: torch.Tensor) -> torch.Tensor:

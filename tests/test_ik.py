@@ -138,3 +138,14 @@ def test_bad_inputs_raise_value_errors(rest_joints) -> None:
         ik.inverse_kinematics(joints, rest_joints[:1], PARENTS[:-1])
     with pytest.raises(ValueError, match=r"rotmats must have shape \(B, J, 3, 3\)"):
         ik.twist_angles(torch.eye(3), rest_joints[:1], PARENTS)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_swing_of_opposite_directions_is_a_half_turn(dtype):
+    rest = torch.nn.functional.normalize(torch.tensor([[0.0, 1.0, 0.0], [0.3, -0.2, 0.9], [1.0, 0.0, 0.0]], dtype=dtype), dim=-1)
+    posed = torch.cat([-rest[:2], rest[2:]])  # two opposite, one identical
+    rotation = ik.swing_rotation(rest, posed)
+    assert torch.isfinite(rotation).all()
+    torch.testing.assert_close((rotation @ rest[..., None])[..., 0], posed)
+    torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), torch.eye(3, dtype=dtype).expand(3, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(rotation), torch.ones(3, dtype=dtype))
