@@ -314,3 +314,11 @@ def root_align(points: torch.Tensor, root: int | Sequence[int] = 0) -> torch.Ten
             f"got {root!r}"
         )
     return points - points[..., indices, :].mean(-2, keepdim=True)
+
+
+def mirror_poses(poses: torch.Tensor, flip_permutation: torch.Tensor) -> torch.Tensor:
+    """Left-right mirror of poses (..., J, C), 2D or 3D, centred on the image centre or the root:
+    x negated, left and right joints swapped by `flip_permutation` (J,) (e.g. ``H36M_17.flip_permutation``)."""
+    mirrored = poses[..., flip_permutation, :].clone()
+    mirrored[..., 0] *= -1
+    return mirrored

@@ -408,3 +408,11 @@ def test_similarity_transform_rejects_bad_input():
         g.similarity_transform(bad, torch.zeros(2, 5, 3))
     with pytest.raises(ValueError, match=r"target must have shape \(\.\.\., N, 3\)"):
         g.procrustes_align(torch.zeros(5, 3), torch.zeros(5, 2))
+
+
+def test_mirror_poses_reflects_x_and_swaps_sides():
+    poses = torch.randn(2, 3, 3)
+    swap = torch.tensor([0, 2, 1])
+    mirrored = g.mirror_poses(poses, swap)
+    torch.testing.assert_close(mirrored[..., 1, :], poses[..., 2, :] * torch.tensor([-1.0, 1.0, 1.0]))
+    torch.testing.assert_close(g.mirror_poses(mirrored, swap), poses)  # an involution

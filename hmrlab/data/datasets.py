@@ -26,7 +26,7 @@ from hmrlab.data.cameras import Y_UP_TO_Z_UP, Camera
 from hmrlab.data.h36m import H36MData
 from hmrlab.data.pw3d import PW3DActor, PW3DSequence
 from hmrlab.data.render import person_crop
-from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, mirror_poses
 from hmrlab.validation import format_shape
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -134,10 +134,8 @@ class LiftingWindows(Dataset):
         return len(self.index)
 
     def mirror(self, poses: torch.Tensor) -> torch.Tensor:
-        """Left-right mirror of poses (..., J, C): x negated, left and right joints swapped."""
-        mirrored = poses[..., self.flip_permutation, :].clone()
-        mirrored[..., 0] *= -1
-        return mirrored
+        """Left-right mirror of poses (..., J, C) with this dataset's `flip_permutation` (`mirror_poses`)."""
+        return mirror_poses(poses, self.flip_permutation)
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         sequence, centre = self.index[item]

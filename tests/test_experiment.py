@@ -1,0 +1,96 @@
+"""Configured runs: configuration files, schedules, train -> resume -> evaluate, and the command line."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hmrlab import experiment
+from hmrlab.__main__ import main
+from hmrlab.evaluation import H36M_ACTIONS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = {"model_args": {"dim": 16, "depth": 1, "heads": 2}, "data": {"frames": 9, "flip_test": False},
+        "epochs": 2, "batch_size": 64, "progress": False}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_build(path):
+    config = experiment.load_config(path)
+    model = experiment.build_model(config)
+    assert model.frames == config.data["frames"]
+
+
+def test_overrides_and_unknown_keys(tmp_path):
+    config = experiment.load_config(CONFIGS / "lifting_mixste.yaml", ["epochs=3", "model_args.dim=32", "ema_decay=0.99"])
+    assert (config.epochs, config.model_args["dim"], config.ema_decay) == (3, 32, 0.99)
+    assert config.model_args["depth"] == 4  # the rest of the section is kept
+    assert experiment.load_config(yaml.safe_load(config.to_yaml())) == config
+    with pytest.raises(ValueError, match=r"unknown configuration keys \['epoch'\].*'epochs'"):
+        experiment.load_config({"epoch": 3})
+    with pytest.raises(ValueError, match="key=value"):
+        experiment.load_config({}, ["epochs"])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        experiment.load_config({"schedule": "linear"})
+    with pytest.raises(FileNotFoundError, match="configs/"):
+        experiment.load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="no model 'PoseFormer'.*MixSTE"):
+        experiment.build_model(experiment.load_config({"model": "PoseFormer"}))
+
+
+def test_learning_rate_schedules():
+    steps = 10
+    cosine = experiment.learning_rate_factor(experiment.RunConfig(epochs=3, warmup_steps=5), steps)
+    assert [cosine(s) for s in range(5)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert cosine(5) == pytest.approx(1.0) and cosine(30) == pytest.approx(0.0, abs=1e-12)
+    assert cosine(5 + 25 // 2) == pytest.approx(0.5 * (1 + math.cos(math.pi * 12 / 25)))
+    decay = experiment.learning_rate_factor(experiment.RunConfig(schedule="exponential", lr_decay=0.9), steps)
+    assert [decay(s) for s in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.9, 0.81])
+    constant = experiment.learning_rate_factor(experiment.RunConfig(schedule="constant"), steps)
+    assert constant(0) == constant(999) == 1.0
+
+
+def test_train_resume_and_evaluate_a_lifting_run(tmp_path):
+    config = experiment.load_config({**TINY, "out_dir": str(tmp_path / "run")})
+    history = experiment.train(config)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"train_wmpjpe", "val_mpjpe", "lr"} <= set(history[0])
+    for name in ("config.yaml", "checkpoint.pt", "checkpoint.best.pt", "history.csv"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert experiment.load_config(tmp_path / "run" / "config.yaml") == config
+    again = experiment.train(config)  # complete: loads, trains nothing
+    assert [row["train_loss"] for row in again] == [row["train_loss"] for row in history]
+
+    table = experiment.evaluate(tmp_path / "run", which="last")
+    assert list(table.columns) == ["MPJPE", "PA-MPJPE", "MPJVE", "frames"]
+    assert table.index[-2:].tolist() == ["Average", "All frames"]
+    assert np.isfinite(table.to_numpy()).all() and (table["MPJPE"] > table["PA-MPJPE"]).all()
+    saved = pd.read_csv(tmp_path / "run" / "evaluation.csv", index_col=0)
+    np.testing.assert_allclose(saved["MPJPE"], table["MPJPE"])
+    assert set(table.index[:-2]) <= set(H36M_ACTIONS) | {a.split(" ")[0] for a in table.index[:-2]}
+
+
+def test_command_line(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "epochs": 1, "out_dir": str(tmp_path / "run")}))
+    assert main(["train", str(config), "--set", "model=RTPCA", "--set", "model_args.pyramid_depth=2"]) == 0
+    assert "val_mpjpe" in capsys.readouterr().out
+    assert experiment.load_config(tmp_path / "run" / "config.yaml").model == "RTPCA"
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "All frames" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "hmrlab", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "train" in done.stdout and "eval" in done.stdout
