@@ -3,9 +3,10 @@
     python3 tasks.py lab         # set up, then open the collection in JupyterLab
     python3 tasks.py test        # set up, then run the whole test suite (what CI runs)
     python3 tasks.py notebooks   # set up, then execute every notebook headless into build/notebooks/
+    python3 tasks.py release     # set up, then build the student edition (nbgrader) into build/course/release/
 
 Setting up means: a virtual environment in `.venv/`, this package installed into it in editable
-mode with its `lab` and `test` extras, and a Jupyter kernel named `hmrlab` registered inside it.
+mode with its `lab`, `test` and `course` extras, and a Jupyter kernel named `hmrlab` registered inside it.
 The setup is skipped when `pyproject.toml` has not changed since the last one, so re-running a
 command is fast. Extra arguments after the command go to the tool it runs (JupyterLab, pytest or
 papermill's notebook list).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".hmrlab-setup"
 BUILD = ROOT / "build"
 KERNEL_NAME = "hmrlab"
+# Debian's browser for tests/test_browser.py (Playwright drives it; it never downloads a browser).
+BROWSER_PACKAGES = ("chromium",)
 
 
 def venv_python() -> Path:
@@ -64,7 +68,7 @@ def setup() -> Path:
         print(f"[hmrlab] creating the virtual environment {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
         run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(python, "-m", "pip", "install", "--quiet", "--editable", ".[lab,test]")
+    run(python, "-m", "pip", "install", "--quiet", "--editable", ".[lab,test,course]")
     run(python, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME,
         "--display-name", "Python (hmrlab)")
     STAMP.write_text(fingerprint)
@@ -72,17 +76,56 @@ def setup() -> Path:
     return python
 
 
+def ensure_browser() -> None:
+    """Install Debian's Chromium for the browser test when it is missing and this machine can.
+
+    Uses apt-get as root, or through `sudo -n` (never a password prompt); anywhere else it says why
+    not, and tests/test_browser.py skips with the same reason.
+    """
+    if shutil.which("chromium") or os.environ.get("HMRLAB_CHROMIUM"):
+        return
+    if not shutil.which("apt-get"):
+        print("[hmrlab] no chromium and no apt-get: the JupyterLab browser test will be skipped "
+              "(set HMRLAB_CHROMIUM to a Chromium binary to run it)", flush=True)
+        return
+    if os.geteuid() == 0:
+        prefix = []
+    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        prefix = ["sudo", "-n"]
+    else:
+        print("[hmrlab] chromium is missing and installing it needs root (sudo -n was refused): "
+              "the JupyterLab browser test will be skipped; `sudo apt-get install chromium` enables it", flush=True)
+        return
+    print(f"[hmrlab] installing {' '.join(BROWSER_PACKAGES)} from Debian's packages for the browser test", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *BROWSER_PACKAGES]):
+        done = subprocess.run([*prefix, *command], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"[hmrlab] `{' '.join(command)}` failed, so the browser test will be skipped:\n"
+                  f"{(done.stdout + done.stderr)[-2000:]}", flush=True)
+            return
+
+
+def trust_notebooks(python: Path) -> None:
+    """Mark the collection's own notebooks as trusted, so JupyterLab shows their saved widgets
+    (sliders) before they are run; an untrusted notebook shows them as plain text."""
+    run(python, "-m", "jupyter", "trust", *sorted((ROOT / "notebooks").glob("*.ipynb")))
+
+
 def lab(extra: list[str]) -> None:
     """Open JupyterLab on the collection, starting at the tour notebook."""
     python = setup()
+    trust_notebooks(python)
     # Containers and cloud machines often run as root, which JupyterLab refuses without this flag.
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     run(python, "-m", "jupyterlab", "notebooks/00_tour.ipynb", *as_root, *extra)
 
 
 def test(extra: list[str]) -> None:
-    """Run the unit tests, every notebook under papermill in quick mode, and nbval's checked cells."""
+    """Run the unit tests, every notebook under papermill in quick mode, nbval's checked cells and
+    the JupyterLab browser test."""
     python = setup()
+    ensure_browser()
     run(python, "-m", "pytest", *extra)
 
 
@@ -92,7 +135,15 @@ def notebooks(extra: list[str]) -> None:
     run(python, "-m", "hmrlab.notebook_runner", "--output-dir", BUILD / "notebooks", *extra)
 
 
-COMMANDS = {"lab": lab, "test": test, "notebooks": notebooks, "setup": lambda extra: setup()}
+def release(extra: list[str]) -> None:
+    """Build the student edition of every notebook (or those named) with nbgrader into build/course/release/."""
+    python = setup()
+    run(python, "course/release.py", "build", *extra)
+
+
+COMMANDS = {
+    "lab": lab, "test": test, "notebooks": notebooks, "release": release, "setup": lambda extra: setup(),
+}
 
 
 def main(argv: list[str]) -> None:

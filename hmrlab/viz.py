@@ -10,6 +10,7 @@ through VTK's offscreen OpenGL (EGL or OSMesa). Nothing in `hmrlab`'s core maths
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -39,8 +40,11 @@ def configure_notebook_output() -> None:
     notebook. (plotly's default inside Jupyter, ``"plotly_mimetype+notebook"``, embeds it.)
 
     pyvista: ``pyvista.OFF_SCREEN`` is set when ``$PYVISTA_OFF_SCREEN`` is ``"true"`` or when no
-    display is available (Linux without ``$DISPLAY`` or ``$WAYLAND_DISPLAY``); the Jupyter backend
-    is ``$PYVISTA_JUPYTER_BACKEND``, default ``"static"`` (a PNG image, no extra packages).
+    display is available (Linux without ``$DISPLAY`` or ``$WAYLAND_DISPLAY``). The Jupyter backend
+    of ``Plotter.show()`` is ``$PYVISTA_JUPYTER_BACKEND`` if set; else ``"trame"`` (a 3D view to
+    rotate, rendered by VTK in the kernel and streamed to the page) where a display is available and
+    the ``interactive`` extra (``pyvista[jupyter]``) is installed; else ``"static"`` (a PNG image,
+    no extra packages, also what committed notebooks keep).
     Without a display VTK first tries X, warns "bad X server connection" and falls back to EGL or
     OSMesa by itself; that warning is silenced so it does not land in every notebook's outputs.
 
@@ -54,7 +58,8 @@ def configure_notebook_output() -> None:
         pv.OFF_SCREEN = True
     if no_display:
         vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
-    pv.set_jupyter_backend(os.environ.get("PYVISTA_JUPYTER_BACKEND", "static"))
+    interactive = not no_display and importlib.util.find_spec("trame_vtk") is not None
+    pv.set_jupyter_backend(os.environ.get("PYVISTA_JUPYTER_BACKEND") or ("trame" if interactive else "static"))
 
 
 def _check_points(points: Any, name: str) -> np.ndarray:
