@@ -25,6 +25,7 @@ from vtkmodules.vtkCommonCore import vtkLogger
 from hmrlab.validation import check_parents, check_points, check_same_shape, format_shape, to_numpy
 
 # Slightly above and to the side of the front view, so that depth is visible in 3D plots.
+FIGURE_HEIGHT = 500  # pixels; JupyterLab gives a 3D scene without one only ~180 px
 _PLOTLY_CAMERA = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.6, y=0.4, z=1.8))
 _COLOR, _OTHER_COLOR = "royalblue", "crimson"
 _AXIS_TITLES = {"xaxis_title": "x (m)", "yaxis_title": "y (m)", "zaxis_title": "z (m)"}
@@ -152,7 +153,9 @@ def skeleton_figure(
         check_same_shape(joints, other, ("joints", "other"))
         traces += _skeleton_traces(other, parents, names, other_color, other_label)
     fig = go.Figure(traces)
-    fig.update_layout(title=title, scene=dict(aspectmode="data", camera=_PLOTLY_CAMERA, **_AXIS_TITLES))
+    fig.update_layout(
+        title=title, height=FIGURE_HEIGHT, scene=dict(aspectmode="data", camera=_PLOTLY_CAMERA, **_AXIS_TITLES)
+    )
     return fig
 
 
@@ -214,7 +217,9 @@ def mesh_figure(
         parents = np.full(len(joints), -1) if parents is None else np.array(check_parents(parents, len(joints)))
         traces += _skeleton_traces(joints, parents, None, _OTHER_COLOR, "joints")
     fig = go.Figure(traces)
-    fig.update_layout(title=title, scene=dict(aspectmode="data", camera=_PLOTLY_CAMERA, **_AXIS_TITLES))
+    fig.update_layout(
+        title=title, height=FIGURE_HEIGHT, scene=dict(aspectmode="data", camera=_PLOTLY_CAMERA, **_AXIS_TITLES)
+    )
     return fig
 
 
@@ -282,7 +287,7 @@ def animate_skeleton(
     step = dict(frame=dict(duration=0, redraw=True), transition=dict(duration=0), mode="immediate")
     fig = go.Figure(data=data, frames=frames)
     fig.update_layout(
-        title=title, scene=scene,
+        title=title, height=FIGURE_HEIGHT, scene=scene,
         updatemenus=[dict(
             type="buttons", direction="left", x=0.0, y=0.0, xanchor="left", yanchor="top",
             buttons=[dict(label="Play", method="animate", args=[None, play]),

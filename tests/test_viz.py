@@ -217,3 +217,12 @@ def test_default_plotly_output_is_figure_json_without_plotly_js(restore_output_s
     text = json.dumps(bundle)
     assert len(text) < 100_000
     assert "window.Plotly" not in text and "plotly.js v" not in text
+
+
+def test_pyvista_backend_is_static_without_a_display(monkeypatch):
+    import pyvista as pv
+
+    for name in ("PYVISTA_JUPYTER_BACKEND", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    viz.configure_notebook_output()
+    assert pv.global_theme.jupyter_backend == "static"
