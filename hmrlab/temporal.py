@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmrlab.body.skeletons import H36M_17
+from hmrlab.attention import scaled_dot_product_attention
 from hmrlab.geometry import mirror_poses
 from hmrlab.metrics import mpjve
 from hmrlab.validation import check_points, format_shape
@@ -81,26 +82,6 @@ H36M_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5
 # ---------------------------------------------------------------------------------------------------
 # Attention, one step at a time
 # ---------------------------------------------------------------------------------------------------
-
-
-def scaled_dot_product_attention(
-    query: Tensor, key: Tensor, value: Tensor, *, dropout: float = 0.0, training: bool = False
-) -> tuple[Tensor, Tensor]:
-    """``softmax(Q K^T / sqrt(d)) V`` (Eq. 1 of Vaswani et al. 2017) and the attention weights.
-
-    query (..., Lq, d), key (..., Lk, d), value (..., Lk, dv) -> output (..., Lq, dv) and weights
-    (..., Lq, Lk), each row a probability distribution over the Lk keys. Self-attention is
-    ``Q, K, V`` from the same tokens; cross-attention takes ``K, V`` from other tokens (XLR).
-    ``dropout`` drops weights while ``training``.
-    """
-    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            "query (..., Lq, d), key (..., Lk, d) and value (..., Lk, dv) must agree on d and Lk; got "
-            f"{format_shape(tuple(query.shape))}, {format_shape(tuple(key.shape))}, {format_shape(tuple(value.shape))}"
-        )
-    scores = query @ key.transpose(-2, -1) * query.shape[-1] ** -0.5
-    weights = scores.softmax(dim=-1)
-    return F.dropout(weights, dropout, training) @ value, weights
 
 
 def pyramid_lengths(frames: int, depth: int, ratio: int) -> list[int]:
