@@ -43,7 +43,7 @@ __all__ = [
     "MobileNetV3",
     "InvertedResidual",
     "SqueezeExcitation",
-    "MobileNetV3",
+    "init_mobilenet_v3",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -403,6 +403,22 @@ class InvertedResidual(nn.Module):
         return out + x if self.use_res_connect else out
 
 
+def init_mobilenet_v3(module: nn.Module) -> None:
+    """torchvision's MobileNetV3 initialisation of every layer in ``module``: convolutions Kaiming
+    normal (fan out), batch norms (1, 0), linear layers N(0, 0.01) with zero bias."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
 class MobileNetV3(Backbone):
     """MobileNetV3 ``"small"`` or ``"large"`` (Howard et al. 2019, Tables 1-2).
 
@@ -446,18 +462,7 @@ class MobileNetV3(Backbone):
             self.feature_channels[name] = width
             self.feature_strides[name] = stride
 
-        # torchvision's init.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_mobilenet_v3(self)
 
     def _stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
         starts = [0] + list(self._stage_ends.values())[:-1]
