@@ -7,4 +7,7 @@
   MixSTE -> LDMP -> 431-vertex mesh -> upsampled full mesh -> joints).
 - `hmrlab.models.keypoint_hmr` (backbone: `hmrlab.models.mgfenet`): the keypoints-guided lightweight HMR (Chen & Wang):
   MGFENet, 3DKEM (mapping A, GAU, SimCC), β MLP, IK, body model, RLE and SMPL losses, 2D pretraining.
+- `hmrlab.models.bidrn`: BiDRN whole-body (SMPL-X) mesh recovery: the Hand4Whole pipeline with
+  binarized ResNets (`hmrlab.binary`), its full-precision twin, and `hand4whole` for the Params/OPs
+  comparison.
 """
