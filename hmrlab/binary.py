@@ -531,8 +531,13 @@ class FUR(nn.Module):
         self.bn = nn.BatchNorm2d(2 * tau * channels)
 
     def forward(self, a_f: Tensor) -> Tensor:
-        _check_map(a_f, self.channels, "FUR")
-        return self.bn(torch.cat([residual(a_f) for residual in self.residuals], dim=1))
+        _check_map(a_f, self.channels, type(self).__name__)
+        shortcut = self._shortcut(a_f)
+        return self.bn(torch.cat([residual(shortcut) for residual in self.residuals], dim=1))
+
+    def _shortcut(self, a_f: Tensor) -> Tensor:
+        """The full-precision map every base residual convolves and adds: the input itself."""
+        return a_f
 
 
 class FDR(nn.Module):
@@ -562,28 +567,19 @@ class FDR(nn.Module):
         return self.bn(sum(residual(a_k) for residual, a_k in zip(self.residuals, groups)))
 
 
-class DSaR(nn.Module):
+class DSaR(FUR):
     """General Down Sample Residual (Eqs. 11-12): ``o'_k = BaseLCR_k(AvgPool_tau(a_f))``,
-    ``o' = BN(Concat(o'_1, ..., o'_2tau))``.
+    ``o' = BN(Concat(o'_1, ..., o'_2tau))``: `FUR` applied to the pooled map.
 
     The binary convolutions (stride 1) see the pooled map, whose full-precision values are also each
     base residual's shortcut. ``(B, C, H, W) -> (B, 2 tau C, ceil(H / 2tau), ceil(W / 2tau))``.
     """
 
     def __init__(self, channels: int, tau: int = 1, kernel_size: int = 3, **options: Any):
-        super().__init__()
-        _check_positive_int(channels, "channels")
-        _check_positive_int(tau, "tau")
-        self.channels, self.tau = channels, tau
-        self.residuals = nn.ModuleList(
-            BaseResidual(channels, channels, kernel_size, **options) for _ in range(2 * tau)
-        )
-        self.bn = nn.BatchNorm2d(2 * tau * channels)
+        super().__init__(channels, tau, kernel_size, **options)
 
-    def forward(self, a_f: Tensor) -> Tensor:
-        _check_map(a_f, self.channels, "DSaR")
-        pooled = _avg_pool(a_f, self.tau)
-        return self.bn(torch.cat([residual(pooled) for residual in self.residuals], dim=1))
+    def _shortcut(self, a_f: Tensor) -> Tensor:
+        return _avg_pool(a_f, self.tau)
 
 
 def binary_unit(
