@@ -15,29 +15,20 @@ Every output is checked to equal the float convolution first.
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from hmrlab.bitpack import PackedBinaryConv2d, _conv_columns, storage_bytes, xnor_dot
+from timing import median_seconds as _median_seconds
 
 CHANNELS, SIZE, KERNEL, BATCH = 256, 14, 3, 1
 REPEATS = 9
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Median wall time of `fn()` over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
+def median_seconds(fn) -> float:
+    return _median_seconds(fn, REPEATS)
 
 def main() -> None:
     torch.set_num_threads(1)

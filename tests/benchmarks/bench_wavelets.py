@@ -7,29 +7,20 @@ median time of ``dwt2`` and ``idwt2`` (haar and db2, symmetric mode) for hmrlab 
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 
 import pywt
 import torch
 
 from hmrlab import wavelets
+from timing import median_seconds as _median_seconds
 
 SHAPE = (16, 256, 56, 56)
 REPEATS = 7
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Median wall time of `fn()` over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
+def median_seconds(fn) -> float:
+    return _median_seconds(fn, REPEATS)
 
 def main() -> None:
     torch.set_num_threads(2)
