@@ -28,7 +28,9 @@ REPEATS = 9
 
 
 def median_seconds(fn) -> float:
+    """`timing.median_seconds` with this benchmark's number of repeats."""
     return _median_seconds(fn, REPEATS)
+
 
 def main() -> None:
     torch.set_num_threads(1)

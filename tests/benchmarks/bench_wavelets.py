@@ -20,7 +20,9 @@ REPEATS = 7
 
 
 def median_seconds(fn) -> float:
+    """`timing.median_seconds` with this benchmark's number of repeats."""
     return _median_seconds(fn, REPEATS)
+
 
 def main() -> None:
     torch.set_num_threads(2)
