@@ -108,13 +108,17 @@ def tanh_surrogate(x: Tensor, slope: float = 2.0) -> Tensor:
     return torch.tanh(slope * x)
 
 
-class _SignSTE(torch.autograd.Function):
-    """Forward sign; backward the straight-through estimator, the gradient of ``clamp(x, -1, 1)``."""
+class _SignForward(torch.autograd.Function):
+    """Forward sign, keeping x for a subclass's ``backward`` (the surrogate's derivative)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
         return sign(x)
+
+
+class _SignSTE(_SignForward):
+    """Forward sign; backward the straight-through estimator, the gradient of ``clamp(x, -1, 1)``."""
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
@@ -122,13 +126,8 @@ class _SignSTE(torch.autograd.Function):
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
-class _ApproxSign(torch.autograd.Function):
+class _ApproxSign(_SignForward):
     """Forward sign; backward the derivative of `approx_sign_surrogate`, ``max(0, 2 - 2|x|)``."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        return sign(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
