@@ -1,7 +1,7 @@
 """The ``hmrlab`` command: train and evaluate configured runs (`hmrlab.experiment`).
 
     hmrlab train CONFIG [--set key=value ...]     # also: torchrun --nproc_per_node=N -m hmrlab train CONFIG
-    hmrlab eval RUN_DIR [--which best|last]
+    hmrlab eval RUN_DIR [--which best|last] [--on 3DPW_FOLDER]
 
 ``python -m hmrlab`` is the same command.
 """
@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a trained run on its test split")
     evaluate.add_argument("run_dir", help="the run's out_dir (holds config.yaml and checkpoint.pt)")
     evaluate.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint (default best)")
+    evaluate.add_argument("--on", metavar="FOLDER",
+                          help="score on the test sequences of this 3DPW-format folder instead (the common benchmark)")
     return parser
 
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             history = experiment.train(experiment.load_config(args.config, args.overrides))
             if not dist.is_initialized() or dist.get_rank() == 0:
                 print(history.to_frame().to_string(index=False))
+        elif args.on is not None:
+            print(experiment.benchmark(args.run_dir, args.on, which=args.which).round(2).to_string())
         else:
             print(experiment.evaluate(args.run_dir, which=args.which).round(2).to_string())
     except (FileNotFoundError, ValueError) as error:

@@ -9,7 +9,8 @@ aggregates over a test set, so that a number here can stand beside a paper's tab
   Actions are grouped by the name before a space ("Walking 1" counts as "Walking"), as VideoPose3D does.
 * **3DPW** (`pw3d_protocol`): joints regressed from the mesh with the Human3.6M regressor, the 14
   LSP-order joints of SPIN/VIBE, both poses centred on the mid-hip; MPJPE, PA-MPJPE, MPVPE (vertices
-  centred on the same mid-hip) and acceleration error per sequence, totals averaged over all frames.
+  centred on the same mid-hip) and acceleration error per sequence, totals averaged over all frames;
+  `pw3d_joint_protocol` scores joint-only models (lifters) the same way, without MPVPE.
 * **MPI-INF-3DHP** (`mpi3dhp_protocol`): 3DPCK at 150 mm and AUC over 0-150 mm on root-relative
   joints, with the official strict comparison, and MPJPE.
 
@@ -131,6 +132,28 @@ def h36m_protocols(
     return _group_table(ordered, ("MPJPE", "PA-MPJPE", "MPJVE"))
 
 
+def _lsp14_errors(pred17: np.ndarray, target17: np.ndarray, pred_vertices: np.ndarray | None = None,
+                  target_vertices: np.ndarray | None = None) -> dict[str, list[np.ndarray]]:
+    """Per-frame 3DPW errors (mm) of (T, 17, 3) Human3.6M-order joints, and of (T, V, 3) vertices if given."""
+    joints = [j[:, H36M_TO_LSP14] for j in (pred17, target17)]  # (T, 14, 3)
+    hips = [j[:, list(LSP14_HIPS)].mean(1, keepdims=True) for j in joints]
+    p14, t14 = (j - hip for j, hip in zip(joints, hips))
+    errors = {
+        "MPJPE": [MM * metrics.mpjpe(p14, t14, reduction="frame")],
+        "PA-MPJPE": [MM * metrics.pa_mpjpe(p14, t14, reduction="frame")],
+    }
+    if pred_vertices is not None:
+        pv, tv = (mesh - hip for mesh, hip in zip((pred_vertices, target_vertices), hips))
+        errors["MPVPE"] = [MM * metrics.mpvpe(pv, tv, reduction="frame")]
+    errors["Accel"] = [MM * metrics.accel_error(p14, t14, reduction="frame")]
+    return errors
+
+
+def _check_accel_frames(key: Hashable, frames: int) -> None:
+    if frames < 3:
+        raise ValueError(f"sequence {key!r} has {frames} frames; acceleration needs at least 3")
+
+
 def pw3d_protocol(
     pred_vertices: Mapping[Hashable, object],
     target_vertices: Mapping[Hashable, object],
@@ -152,19 +175,25 @@ def pw3d_protocol(
     for key, pred, target in _paired_sequences(pred_vertices, target_vertices, ("T", "V")):
         if pred.shape[1] != regressor.shape[1]:
             raise ValueError(f"sequence {key!r} has {pred.shape[1]} vertices; the regressor expects {regressor.shape[1]}")
-        if pred.shape[0] < 3:
-            raise ValueError(f"sequence {key!r} has {pred.shape[0]} frames; acceleration needs at least 3")
-        joints = [(regressor @ mesh)[:, H36M_TO_LSP14] for mesh in (pred, target)]  # (T, 14, 3)
-        hips = [j[:, list(LSP14_HIPS)].mean(1, keepdims=True) for j in joints]
-        p14, t14 = (j - hip for j, hip in zip(joints, hips))
-        pv, tv = (mesh - hip for mesh, hip in zip((pred, target), hips))
-        per_sequence[str(key)] = {
-            "MPJPE": [MM * metrics.mpjpe(p14, t14, reduction="frame")],
-            "PA-MPJPE": [MM * metrics.pa_mpjpe(p14, t14, reduction="frame")],
-            "MPVPE": [MM * metrics.mpvpe(pv, tv, reduction="frame")],
-            "Accel": [MM * metrics.accel_error(p14, t14, reduction="frame")],
-        }
+        _check_accel_frames(key, pred.shape[0])
+        per_sequence[str(key)] = _lsp14_errors(regressor @ pred, regressor @ target, pred, target)
     return _group_table(per_sequence, ("MPJPE", "PA-MPJPE", "MPVPE", "Accel"))
+
+
+def pw3d_joint_protocol(
+    pred_joints: Mapping[Hashable, object], target_joints: Mapping[Hashable, object]
+) -> pd.DataFrame:
+    """`pw3d_protocol` for models that predict joints, not meshes (2D-to-3D lifters): MPJPE,
+    PA-MPJPE and acceleration error on the 14 LSP joints taken from ``{sequence: (T, 17, 3)}``
+    Human3.6M-order joints in metres, centred on the mid-hip. No MPVPE. Same rows as `pw3d_protocol`.
+    """
+    per_sequence: dict[str, dict[str, list[np.ndarray]]] = {}
+    for key, pred, target in _paired_sequences(pred_joints, target_joints, ("T", "J")):
+        if pred.shape[1] != len(H36M_17.joint_names):
+            raise ValueError(f"sequence {key!r} has {pred.shape[1]} joints; pass the 17 Human3.6M joints")
+        _check_accel_frames(key, pred.shape[0])
+        per_sequence[str(key)] = _lsp14_errors(pred, target)
+    return _group_table(per_sequence, ("MPJPE", "PA-MPJPE", "Accel"))
 
 
 def mpi3dhp_protocol(

@@ -135,6 +135,13 @@ class Task:
     returns (train, validation) datasets whose items the default collation batches;
     ``evaluate(model, config)`` runs the benchmark protocol on the test split and returns its table;
     ``best_metric`` is the logged validation column that selects the best epoch (lower is better).
+
+    For the collection's common benchmark (notebook 10, `benchmark`): ``benchmark(model, config,
+    folder)`` scores the model on the test sequences of a 3DPW-format folder
+    (`hmrlab.tasks.pw3d_split`) and returns 3DPW's table; ``example_inputs(config)`` gives the
+    positional inputs of ``model(...)`` for one sample (to count parameters and MACs and time it);
+    ``examples(model, config, count)`` gives ``count`` test samples to look at: ``images``
+    (n, 3, H, W) in [0, 1] and ``pred_vertices`` / ``target_vertices`` (n, V, 3) metres (mesh tasks).
     """
 
     models: Mapping[str, Callable[..., nn.Module]]
@@ -144,6 +151,9 @@ class Task:
     evaluate: Callable[[nn.Module, RunConfig], pd.DataFrame]
     best_metric: str
     default_model_args: Callable[[RunConfig], dict[str, Any]] = lambda config: {}
+    benchmark: Callable[[nn.Module, RunConfig, Path], pd.DataFrame] | None = None
+    example_inputs: Callable[[RunConfig], tuple[torch.Tensor, ...]] | None = None
+    examples: Callable[[nn.Module, RunConfig, int], dict[str, torch.Tensor]] | None = None
 
 
 def get_task(name: str) -> Task:
@@ -205,11 +215,11 @@ def train(config: RunConfig) -> History:
     )
 
 
-def evaluate(run_dir: str | Path, *, which: str = "best") -> pd.DataFrame:
-    """The benchmark table of a trained run on its test split, also written to ``evaluation.csv``.
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[RunConfig, nn.Module]:
+    """The configuration and trained model of a run, in eval mode on the configured device.
 
     ``which`` is ``"best"`` (the best validation epoch) or ``"last"``; with EMA the averaged weights
-    are evaluated, as in training's validation.
+    are loaded, as in training's validation.
     """
     run_dir = Path(run_dir)
     if which not in ("best", "last"):
@@ -222,8 +232,26 @@ def evaluate(run_dir: str | Path, *, which: str = "best") -> pd.DataFrame:
     checkpoint = run_dir / "checkpoint.pt"
     load_checkpoint(best_checkpoint_path(checkpoint) if which == "best" else checkpoint, model,
                     ema=config.ema_decay is not None)
-    model.to(get_device(config.device)).eval()
+    return config, model.to(get_device(config.device)).eval()
+
+
+def evaluate(run_dir: str | Path, *, which: str = "best") -> pd.DataFrame:
+    """The benchmark table of a trained run on its task's test split, also written to ``evaluation.csv``."""
+    config, model = load_run(run_dir, which)
     with torch.no_grad():
         table = get_task(config.task).evaluate(model, config)
-    atomic_write_text(run_dir / "evaluation.csv", table.to_csv())
+    atomic_write_text(Path(run_dir) / "evaluation.csv", table.to_csv())
+    return table
+
+
+def benchmark(run_dir: str | Path, folder: str | Path, *, which: str = "best") -> pd.DataFrame:
+    """3DPW's table of a trained run on the test sequences of the 3DPW-format ``folder`` (the common
+    split of notebook 10, `hmrlab.tasks.pw3d_split`), also written to ``benchmark.csv``."""
+    config, model = load_run(run_dir, which)
+    task = get_task(config.task)
+    if task.benchmark is None:
+        raise ValueError(f"task {config.task!r} has no benchmark on 3DPW-format data")
+    with torch.no_grad():
+        table = task.benchmark(model, config, Path(folder))
+    atomic_write_text(Path(run_dir) / "benchmark.csv", table.to_csv())
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
@@ -114,6 +115,22 @@ def test_3dpw_protocol_closed_forms() -> None:
     with pytest.raises(ValueError, match="at least 3"):
         evaluation.pw3d_protocol({"seq": pred[:2]}, {"seq": target[:2]}, regressor)
 
+
+
+def test_3dpw_joint_protocol_equals_the_mesh_protocol_on_regressed_joints() -> None:
+    """A lifter's joints scored by pw3d_joint_protocol get the mesh protocol's joint columns."""
+    frames, vertices = 9, 40
+    rng = np.random.default_rng(3)
+    target = poses(frames, vertices)
+    pred = target + 0.02 * rng.standard_normal(target.shape)
+    regressor = rng.random((17, vertices))
+    regressor /= regressor.sum(1, keepdims=True)
+    mesh = evaluation.pw3d_protocol({"a": pred}, {"a": target}, regressor)
+    joints = evaluation.pw3d_joint_protocol({"a": regressor @ pred}, {"a": regressor @ target})
+    assert list(joints.columns) == ["MPJPE", "PA-MPJPE", "Accel", "frames"]
+    pd.testing.assert_frame_equal(joints, mesh[joints.columns])
+    with pytest.raises(ValueError, match="17 Human3.6M joints"):
+        evaluation.pw3d_joint_protocol({"a": target[:, :14]}, {"a": target[:, :14]})
 
 def test_3dhp_pck_and_auc() -> None:
     target = poses(6)

@@ -15,6 +15,7 @@ import yaml
 from hmrlab import experiment
 from hmrlab.__main__ import main
 from hmrlab.evaluation import H36M_ACTIONS
+from hmrlab.tasks import pw3d_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,7 +28,9 @@ TINY = {"model_args": {"dim": 16, "depth": 1, "heads": 2}, "data": {"frames": 9,
 def test_shipped_configs_load_and_build(path):
     config = experiment.load_config(path)
     model = experiment.build_model(config)
-    assert model.frames == config.data["frames"]
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if config.task == "lifting":
+        assert model.frames == config.data["frames"]
 
 
 def test_overrides_and_unknown_keys(tmp_path):
@@ -78,6 +81,12 @@ def test_train_resume_and_evaluate_a_lifting_run(tmp_path):
     np.testing.assert_allclose(saved["MPJPE"], table["MPJPE"])
     assert set(table.index[:-2]) <= set(H36M_ACTIONS) | {a.split(" ")[0] for a in table.index[:-2]}
 
+    common = experiment.benchmark(tmp_path / "run", pw3d_split.SHIPPED_DIR)
+    assert list(common.columns) == ["MPJPE", "PA-MPJPE", "Accel", "frames"]
+    assert common.index.tolist() == ["synth_01_sit_stand/0", "Average", "All frames"]
+    assert np.isfinite(common.to_numpy()).all() and common.loc["All frames", "frames"] == 16
+    assert (tmp_path / "run" / "benchmark.csv").is_file()
+
 
 def test_command_line(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
@@ -87,6 +96,10 @@ def test_command_line(tmp_path, capsys):
     assert experiment.load_config(tmp_path / "run" / "config.yaml").model == "RTPCA"
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "All frames" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run"), "--on", str(pw3d_split.SHIPPED_DIR)]) == 0
+    assert "synth_01_sit_stand/0" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run"), "--on", str(tmp_path)]) == 2
+    assert "3DPW-format folder" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
 

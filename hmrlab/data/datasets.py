@@ -201,7 +201,7 @@ def h36m_lifting_pairs(
     return list(h36m_lifting_sequences(data, cameras, subjects).values())
 
 
-def _camera_frame_targets(sequence: PW3DSequence, actor: PW3DActor) -> dict[str, np.ndarray]:
+def camera_frame_targets(sequence: PW3DSequence, actor: PW3DActor) -> dict[str, np.ndarray]:
     """Per-frame targets of one 3DPW actor in the camera frame: ``pose`` (T, 72) with the global
     orientation turned into the camera frame (``R_cam R_root``, as SPIN's and VIBE's 3DPW
     preprocessing do), ``joints_3d`` (T, 24, 3) metres (``R X + t``), ``joints_2d`` (T, 24, 2)
@@ -248,7 +248,7 @@ class _PW3DCrops(Dataset):
         self.crop_size, self.scale = tuple(crop_size), scale
         # (sequence name, actor, camera-frame targets) per actor
         self.actors = [
-            (name, actor, _camera_frame_targets(sequence, actor))
+            (name, actor, camera_frame_targets(sequence, actor))
             for name, sequence in sequences.items()
             for actor in sequence.actors
         ]

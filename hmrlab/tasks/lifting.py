@@ -29,6 +29,7 @@ from hmrlab.data.datasets import LiftingWindows, h36m_lifting_sequences
 from hmrlab.data.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, load_h36m
 from hmrlab.data.synth import load_h36m_cameras
 from hmrlab.experiment import RunConfig, Task
+from hmrlab.tasks import pw3d_split
 
 SHIPPED_DATA = Path(__file__).resolve().parents[2] / "data_samples" / "synth" / "h36m"
 DATA_KEYS = ("dir", "keypoints", "frames", "train_subjects", "test_subjects", "stride", "flip_test")
@@ -96,6 +97,23 @@ def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     return evaluation.h36m_protocols(predictions, targets)
 
 
+def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame:
+    """3DPW's protocol without MPVPE (`hmrlab.evaluation.pw3d_joint_protocol`) on the test sequences
+    of a 3DPW-format folder, lifting their ground-truth 2D joints (`hmrlab.tasks.pw3d_split`)."""
+    device = next(model.parameters()).device
+    flip = _data_settings(config)["flip_test"]
+    predictions, targets = {}, {}
+    for key, (poses_2d, joints_3d) in pw3d_split.lifting_sequences(folder).items():
+        predictions[key] = temporal.lift_sequence(model, poses_2d.to(device), flip=flip).cpu().numpy()
+        targets[key] = joints_3d.numpy()
+    return evaluation.pw3d_joint_protocol(predictions, targets)
+
+
+def example_inputs(config: RunConfig) -> tuple[torch.Tensor]:
+    """One clip of 2D poses (1, F, 17, 2): what the model lifts per forward pass."""
+    return (torch.zeros(1, _data_settings(config)["frames"], 17, 2),)
+
+
 TASK = Task(
     models={"MixSTE": temporal.MixSTE, "RTPCA": temporal.RTPCA},
     build_datasets=build_datasets,
@@ -104,4 +122,6 @@ TASK = Task(
     evaluate=evaluate,
     best_metric="val_mpjpe",
     default_model_args=lambda config: {"frames": _data_settings(config)["frames"]},
+    benchmark=benchmark,
+    example_inputs=example_inputs,
 )
