@@ -1,6 +1,6 @@
 """The ``hmrlab`` command: train and evaluate configured runs (`hmrlab.experiment`).
 
-    hmrlab train CONFIG [--set key=value ...]     # also: torchrun --nproc_per_node=N -m hmrlab train CONFIG
+    hmrlab train CONFIG [--quick] [--set key=value ...]     # also: torchrun --nproc_per_node=N -m hmrlab train CONFIG
     hmrlab eval RUN_DIR [--which best|last] [--on 3DPW_FOLDER]
 
 ``python -m hmrlab`` is the same command.
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="a YAML file, e.g. configs/lifting_mixste.yaml")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set epochs=5 --set model_args.dim=64 (repeatable)")
+    train.add_argument("--quick", action="store_true", help="apply the configuration's quick settings (a few steps)")
     evaluate = commands.add_parser("eval", help="evaluate a trained run on its test split")
     evaluate.add_argument("run_dir", help="the run's out_dir (holds config.yaml and checkpoint.pt)")
     evaluate.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint (default best)")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
-            history = experiment.train(experiment.load_config(args.config, args.overrides))
+            history = experiment.train(experiment.load_config(args.config, args.overrides, quick=args.quick))
             if not dist.is_initialized() or dist.get_rank() == 0:
                 print(history.to_frame().to_string(index=False))
         elif args.on is not None:

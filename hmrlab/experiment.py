@@ -8,6 +8,7 @@ model, the data, the loss and the evaluation; this module does the rest the same
 in one process or under ``torchrun`` (`hmrlab.train.fit` handles DistributedDataParallel)::
 
     hmrlab train configs/lifting_mixste.yaml --set epochs=5 --set model_args.dim=64
+    hmrlab train configs/lifting_mixste.yaml --quick          # the config's few-step version
     torchrun --nproc_per_node=2 -m hmrlab train configs/lifting_mixste.yaml
     hmrlab eval build/runs/lifting_mixste
 
@@ -89,22 +90,33 @@ class RunConfig:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
 
 
-def _set_dotted(config: dict[str, Any], assignment: str) -> None:
-    """Apply ``key=value`` or ``section.key=value`` (the value parsed as YAML) to a config dict."""
-    key, sep, text = assignment.partition("=")
-    if not sep or not key:
-        raise ValueError(f"an override must look like key=value or model_args.dim=64; got {assignment!r}")
+def _set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``config[key]`` for a dotted key (``"model_args.dim"`` sets ``config["model_args"]["dim"]``)."""
     *sections, leaf = key.strip().split(".")
     target = config
     for section in sections:
         target = target.setdefault(section, {})
         if not isinstance(target, dict):
-            raise ValueError(f"{assignment!r}: {section!r} is not a mapping in the configuration")
-    target[leaf] = yaml.safe_load(text)
+            raise ValueError(f"{key!r}: {section!r} is not a mapping in the configuration")
+    target[leaf] = value
 
 
-def load_config(source: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()) -> RunConfig:
+def _parse_assignment(assignment: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value parsed as YAML)."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise ValueError(f"an override must look like key=value or model_args.dim=64; got {assignment!r}")
+    return key, yaml.safe_load(text)
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any], overrides: Iterable[str] = (), *, quick: bool = False
+) -> RunConfig:
     """A `RunConfig` from a YAML file (or a dict), with ``key=value`` overrides applied in order.
+
+    A configuration may hold a ``quick`` mapping of dotted keys to values (``data.frames: 9``): the
+    few-step version of the run that tests, CI and the notebooks' quick mode use. With
+    ``quick=True`` those settings are applied before `overrides`; the section is never part of the run.
 
     Raises FileNotFoundError for a missing file and ValueError naming unknown keys (with the known
     ones) or bad values.
@@ -118,8 +130,14 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Iterable[str]
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{str(path)!r} must hold a YAML mapping of settings; got {type(raw).__name__}")
+    quick_settings = raw.pop("quick", None) or {}
+    if not isinstance(quick_settings, dict):
+        raise ValueError(f"'quick' must map settings to values (e.g. epochs: 1); got {quick_settings!r}")
+    if quick:
+        for key, value in quick_settings.items():
+            _set_dotted(raw, key, value)
     for assignment in overrides:
-        _set_dotted(raw, assignment)
+        _set_dotted(raw, *_parse_assignment(assignment))
     known = [f.name for f in dataclasses.fields(RunConfig)]
     unknown = sorted(set(raw) - set(known))
     if unknown:

@@ -24,13 +24,28 @@ TINY = {"model_args": {"dim": 16, "depth": 1, "heads": 2}, "data": {"frames": 9,
         "epochs": 2, "batch_size": 64, "progress": False}
 
 
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_load_and_build(path):
-    config = experiment.load_config(path)
+def test_shipped_configs_load_and_build(path, quick):
+    config = experiment.load_config(path, quick=quick)
     model = experiment.build_model(config)
     assert sum(p.numel() for p in model.parameters()) > 0
     if config.task == "lifting":
         assert model.frames == config.data["frames"]
+    if quick:  # the quick version is smaller and writes elsewhere
+        full = experiment.load_config(path)
+        assert config.epochs <= full.epochs and config.out_dir != full.out_dir
+        assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in experiment.build_model(full).parameters())
+
+
+def test_quick_settings_apply_before_overrides():
+    raw = {"epochs": 9, "model_args": {"dim": 64, "depth": 4}, "quick": {"epochs": 1, "model_args.dim": 8}}
+    assert experiment.load_config(raw) == experiment.load_config({"epochs": 9, "model_args": {"dim": 64, "depth": 4}})
+    quick = experiment.load_config(raw, ["epochs=2"], quick=True)
+    assert (quick.epochs, quick.model_args) == (2, {"dim": 8, "depth": 4})
+    assert "quick" not in yaml.safe_load(quick.to_yaml())
+    with pytest.raises(ValueError, match="'quick' must map settings"):
+        experiment.load_config({"quick": [1]})
 
 
 def test_overrides_and_unknown_keys(tmp_path):
@@ -90,10 +105,11 @@ def test_train_resume_and_evaluate_a_lifting_run(tmp_path):
 
 def test_command_line(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "epochs": 1, "out_dir": str(tmp_path / "run")}))
-    assert main(["train", str(config), "--set", "model=RTPCA", "--set", "model_args.pyramid_depth=2"]) == 0
+    config.write_text(yaml.safe_dump({**TINY, "epochs": 1, "out_dir": str(tmp_path / "run"), "quick": {"model_args.dim": 8}}))
+    assert main(["train", str(config), "--quick", "--set", "model=RTPCA", "--set", "model_args.pyramid_depth=2"]) == 0
     assert "val_mpjpe" in capsys.readouterr().out
-    assert experiment.load_config(tmp_path / "run" / "config.yaml").model == "RTPCA"
+    saved = experiment.load_config(tmp_path / "run" / "config.yaml")
+    assert (saved.model, saved.model_args["dim"]) == ("RTPCA", 8)
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "All frames" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "run"), "--on", str(pw3d_split.SHIPPED_DIR)]) == 0

@@ -2,8 +2,8 @@
 
 A folder laid out as 3DPW: ``sequenceFiles/{train,test}/<sequence>.pkl`` and
 ``imageFiles/<sequence>/image_00000.jpg``: the shipped SynthHuman set (`SHIPPED_DIR`, two short
-sequences), a larger one (``python -m hmrlab.data --out build/synth --full``, or
-`hmrlab.data.synth_images.generate_3dpw_like`), or the real 3DPW. The mesh tasks train on its
+sequences), the notebooks' full-mode set (`make_benchmark_set`), any other SynthHuman set
+(`hmrlab.data.synth_images.generate_3dpw_like`), or the real 3DPW. The mesh tasks train on its
 ``train`` sequences; every task's ``benchmark`` scores its ``test`` sequences with 3DPW's protocol
 (`hmrlab.evaluation.pw3d_protocol`: the 14 LSP joints regressed from the mesh, mid-hip centred),
 one row per actor ("<sequence>/<actor>") plus "Average" and "All frames".
@@ -33,9 +33,17 @@ from hmrlab.body import body_model_arrays
 from hmrlab.body.lbs import BodyModel, regress_joints
 from hmrlab.data.datasets import camera_frame_targets, normalize_screen_coordinates
 from hmrlab.data.pw3d import PW3DSequence, load_3dpw
+from hmrlab.data.synth_images import generate_3dpw_like
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data_samples" / "synth" / "3dpw"
 SPLITS = ("train", "test")
+BENCHMARK_SET = {"sequences": 24, "frames_per_sequence": 96, "image_size": (240, 180)}
+"""The notebooks' full-mode set: 12 train and 12 test sequences of 96 frames (3.2 s), 240x180 pixels."""
+
+
+def make_benchmark_set(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True) -> Path:
+    """Generate (or find, cached by its manifest) the `BENCHMARK_SET` SynthHuman 3DPW-format folder."""
+    return generate_3dpw_like(out_dir, seed=seed, progress=progress, **BENCHMARK_SET)
 
 
 def load_split(folder: str | os.PathLike, split: str) -> dict[str, PW3DSequence]:
