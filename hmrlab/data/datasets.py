@@ -233,8 +233,9 @@ def _checked_image_root(image_root: str | os.PathLike, sequences: Mapping[str, P
     return image_root
 
 
-class _PW3DCrops(Dataset):
-    """Shared by `MeshSamples` and `VideoClips`: targets of every actor, image reading and cropping."""
+class PW3DCrops(Dataset):
+    """Shared by `MeshSamples` and the clip datasets: targets of every actor (``actors``: (sequence
+    name, actor, camera-frame targets)), image reading and cropping about the person."""
 
     def __init__(
         self, sequences: Mapping[str, PW3DSequence], image_root: str | os.PathLike, crop_size: tuple[int, int],
@@ -275,8 +276,18 @@ class _PW3DCrops(Dataset):
         }
         return {key: torch.as_tensor(value, dtype=torch.float32) for key, value in arrays.items()}
 
+    def clip(self, a: int, frames: np.ndarray) -> dict[str, torch.Tensor]:
+        """Frames ``frames`` (T,) of actor ``a`` cropped with one box, the union of their boxes (so the
+        camera does not jump inside a clip), and their targets: the items of `VideoClips`."""
+        name, actor, targets = self.actors[a]
+        boxes = targets["box"][frames]
+        box = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
+        crops = [self._crop(name, int(frame), box) for frame in frames]
+        images = torch.stack([crop for crop, _ in crops])
+        return {"images": images, **self._targets(actor, targets, frames, crops[0][1], name)}
 
-class MeshSamples(_PW3DCrops):
+
+class MeshSamples(PW3DCrops):
     """Single frames of 3DPW(-like) sequences, cropped about the person, for image-to-mesh models (HMR, SPIN).
 
     `sequences` from `hmrlab.data.pw3d.load_3dpw`, `image_root` the ``imageFiles`` folder. One item
@@ -315,7 +326,7 @@ class MeshSamples(_PW3DCrops):
         return {"image": image, **self._targets(actor, targets, frame, affine, name)}
 
 
-class VideoClips(_PW3DCrops):
+class VideoClips(PW3DCrops):
     """Clips of `clip_length` consecutive frames of 3DPW(-like) sequences, for video models (VIBE, TCMR).
 
     Clips start at frames 0, `stride`, 2 `stride`, ... of each actor and are kept when they fit in the
@@ -358,11 +369,4 @@ class VideoClips(_PW3DCrops):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         a, start = self.index[item]
-        name, actor, targets = self.actors[a]
-        frames = slice(start, start + self.clip_length)
-        boxes = targets["box"][frames]
-        box = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
-        crops = [self._crop(name, frame, box) for frame in range(start, start + self.clip_length)]
-        affine = crops[0][1]
-        images = torch.stack([crop for crop, _ in crops])
-        return {"images": images, **self._targets(actor, targets, frames, affine, name)}
+        return self.clip(a, np.arange(start, start + self.clip_length))

@@ -60,9 +60,16 @@ def load_split(folder: str | os.PathLike, split: str) -> dict[str, PW3DSequence]
 
 
 @functools.cache
+def smpl_arrays() -> dict[str, np.ndarray]:
+    """The arrays of the SMPL-format body model the targets are made with (`hmrlab.body.body_model_arrays`:
+    the free model unless a licensed one is set), read once per process."""
+    return body_model_arrays("smpl")
+
+
+@functools.cache
 def smpl_body() -> BodyModel:
-    """The SMPL-format body model the targets are made with (the free one unless a licensed one is set)."""
-    return BodyModel(body_model_arrays("smpl"))
+    """The body model of `smpl_arrays`, as a module."""
+    return BodyModel(smpl_arrays())
 
 
 def posed_smpl(pose: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,7 +86,7 @@ def smpl_meshes(pose: Tensor, betas: Tensor) -> Tensor:
 
 def h36m_joints(vertices: Tensor) -> Tensor:
     """The 17 Human3.6M joints (N, 17, 3) regressed from vertices (N, V, 3) of the body model's topology."""
-    regressor = torch.as_tensor(body_model_arrays("smpl")["J_regressor_h36m"], dtype=vertices.dtype)
+    regressor = torch.as_tensor(smpl_arrays()["J_regressor_h36m"], dtype=vertices.dtype)
     return regress_joints(regressor, vertices)
 
 
@@ -94,7 +101,7 @@ def score_frames(keys: Sequence[str], pred_vertices: Tensor, target_vertices: Te
         groups.setdefault(key, []).append(i)
     pred = {key: pred_vertices[rows].numpy() for key, rows in groups.items()}
     target = {key: target_vertices[rows].numpy() for key, rows in groups.items()}
-    return evaluation.pw3d_protocol(pred, target, body_model_arrays("smpl")["J_regressor_h36m"])
+    return evaluation.pw3d_protocol(pred, target, smpl_arrays()["J_regressor_h36m"])
 
 
 def image_size(folder: str | os.PathLike, sequence: str) -> tuple[int, int]:
