@@ -521,13 +521,21 @@ def pretrain_2d(
                progress=progress)
 
 
-def _hmr_step(
-    model: KeypointHMR, batch: Mapping[str, Tensor], template: KeypointTemplate, epsilon: Sequence[float]
+def keypoint_hmr_step(
+    model: KeypointHMR, batch: Mapping[str, Tensor], template: KeypointTemplate, epsilon: Sequence[float] = EPSILON
 ) -> dict[str, Tensor]:
+    """One training step's loss (Eq. 9, `keypoint_hmr_loss`) on a batch of crops, plus ``mpjpe``: mm,
+    the predicted mesh's J body-model joints against the target body's, both pelvis-relative.
+
+    batch: ``image`` (B, 3, H, W), ``pose`` (B, 72) camera-frame axis-angle and ``betas`` (B, 10), which
+    give the targets through `mesh_targets` and `template`. ``model`` may be wrapped in
+    DistributedDataParallel (as `hmrlab.train.fit` hands it under torchrun).
+    """
+    net = getattr(model, "module", model)
     output = model(batch["image"])
-    target = mesh_targets(model.body, template, batch["pose"], batch["betas"])
-    terms = keypoint_hmr_loss(output, target, model.flow, model.body.parents, box_size=model.box_size, epsilon=epsilon)
-    terms["mpjpe_mm"] = 1000 * mpjpe(output["joints"].detach(), target["joints"])
+    target = mesh_targets(net.body, template, batch["pose"], batch["betas"])
+    terms = keypoint_hmr_loss(output, target, net.flow, net.body.parents, box_size=net.box_size, epsilon=epsilon)
+    terms["mpjpe"] = 1000 * mpjpe(output["joints"].detach(), target["joints"])
     return terms
 
 
@@ -542,7 +550,7 @@ def train_keypoint_hmr(
     in the camera frame and ``betas`` (10,): `hmrlab.data.datasets.MeshSamples` built with
     ``crop_size=model.image_size``. `template` makes the keypoint targets (`mesh_targets`); its
     ``num_keypoints`` must be the model's. Each epoch logs the loss, its four terms and the MPJPE of
-    the mesh's joints in millimetres (``train_mpjpe_mm``, and ``val_...`` with `val_samples`).
+    the mesh's joints in millimetres (``train_mpjpe``, and ``val_...`` with `val_samples`).
     """
     if template.num_keypoints != model.kem.num_keypoints:
         raise ValueError(
@@ -552,6 +560,6 @@ def train_keypoint_hmr(
     loader = DataLoader(samples, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     val = None if val_samples is None else DataLoader(val_samples, batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    step = functools.partial(_hmr_step, template=template, epsilon=epsilon)
+    step = functools.partial(keypoint_hmr_step, template=template, epsilon=epsilon)
     return fit(model, step, loader, epochs=epochs, optimizer=optimizer, lr=lr, val_data=val, seed=seed,
                checkpoint=checkpoint, progress=progress)
