@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COURSE_DIR = Path(__file__).resolve().parent
 CONFIG_FILE = COURSE_DIR / "nbgrader_config.py"
 NOTEBOOK_DIR = ROOT / "notebooks"
-DATA_DIR = ROOT / "data_samples"
+SHARED_FOLDERS = (ROOT / "data_samples", ROOT / "configs")  # what notebooks read as ../data_samples, ../configs
 
 HEADING = re.compile(r"\*\*Exercise (\d+)\.\*\*")
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -293,12 +293,13 @@ def build_release(notebooks: list[Path], course_root: Path | None = None) -> lis
     return released
 
 
-def link_data_samples(folder: Path) -> None:
-    """Make `../data_samples`, as the notebooks read it, resolve from assignments inside `folder`."""
+def link_shared_folders(folder: Path) -> None:
+    """Make `../data_samples` and `../configs`, as the notebooks read them, resolve from assignments inside `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    link = folder / "data_samples"
-    if not link.exists():
-        link.symlink_to(DATA_DIR, target_is_directory=True)
+    for shared in SHARED_FOLDERS:
+        link = folder / shared.name
+        if not link.exists():
+            link.symlink_to(shared, target_is_directory=True)
 
 
 def autograde(assignment: str, students: list[str] | None = None, course_root: Path | None = None) -> dict:
@@ -321,7 +322,7 @@ def autograde(assignment: str, students: list[str] | None = None, course_root: P
         raise FileNotFoundError(f"no submissions of {assignment} in {root / 'submitted'}; run nbgrader collect first")
     scores = {}
     for student in students:
-        link_data_samples(root / "autograded" / student)
+        link_shared_folders(root / "autograded" / student)
         require_success(api.autograde(assignment, student, force=True, create=True), f"autograde {assignment} {student}")
         with Gradebook(api.coursedir.db_url) as gradebook:
             submission = gradebook.find_submission(assignment, student)

@@ -207,7 +207,7 @@ def test_student_edition_runs_and_fails_every_check(
     monkeypatch.setenv("HMRLAB_QUICK", "1")
     monkeypatch.setenv("HMRLAB_OUTPUT_DIR", str(tmp_path))
     student = read(student_edition(path, course))
-    release.link_data_samples(course / "release")
+    release.link_shared_folders(course / "release")
     client = NotebookClient(
         student, kernel_name="hmrlab", allow_errors=True, timeout=600,
         resources={"metadata": {"path": str(course / "release" / path.stem)}},
