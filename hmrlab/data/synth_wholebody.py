@@ -59,6 +59,9 @@ def joint_box(points: Tensor, scale: float, aspect: float = 1.0) -> Tensor:
     return torch.cat([centre - half, centre + half], -1)
 
 
+FOCAL_PER_HEIGHT = 1.4
+"""Focal length in pixels per image row: a standing adult fills about 80 % of the height at 3 m."""
+
 @dataclass(eq=False)  # eq would compare tensors, whose truth value is ambiguous
 class WholeBodySamples(Dataset):
     """Rendered whole-body samples with their SMPL-X parameters, joints and part boxes (S samples).
@@ -163,7 +166,7 @@ def make_wholebody_samples(
         rest.update({name: torch.zeros_like(params[name]) for name in ("global_orient", "body_pose")})
         params["transl"] = pelvis - pose_wholebody(model, rest)[1][:, 0]
         vertices, joints = pose_wholebody(model, params)
-    camera = Camera(np.eye(3), np.zeros(3), (1.4 * height, 1.4 * height), ((width - 1) / 2, (height - 1) / 2), (width, height))
+    camera = Camera(np.eye(3), np.zeros(3), (FOCAL_PER_HEIGHT * height, FOCAL_PER_HEIGHT * height), ((width - 1) / 2, (height - 1) / 2), (width, height))
     images = _render(vertices, model.faces, camera, rng)
     joints_2d = camera.project(joints.double()).float()
     parts = part_joint_indices()

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from hmrlab import evaluation, metrics
 from hmrlab.body.wholebody import part_joint_indices, pose_wholebody
 from hmrlab.data.datasets import MeshSamples
-from hmrlab.data.synth_wholebody import BODY_ASPECT, WholeBodySamples, make_wholebody_samples
+from hmrlab.data.synth_wholebody import BODY_ASPECT, FOCAL_PER_HEIGHT, WholeBodySamples, make_wholebody_samples
 from hmrlab.experiment import RunConfig, Task
 from hmrlab.io import atomic_save_npz
 from hmrlab.models.bidrn import NUM_BODY_JOINTS, BiDRN, bidrn_loss
@@ -282,7 +282,7 @@ def example_inputs(config: RunConfig) -> tuple[Tensor, Tensor, None, Tensor, Ten
     (the model predicts them), focal (1, 2) and center (1, 2) pixels: ``model(*example_inputs)``."""
     height, width = _data_settings(config)["image_size"]
     box = torch.tensor([[0.0, 0.0, width, height]])
-    focal = torch.full((1, 2), 1.4 * height)  # make_wholebody_samples's focal length
+    focal = torch.full((1, 2), FOCAL_PER_HEIGHT * height)
     center = torch.tensor([[(width - 1) / 2, (height - 1) / 2]])
     return torch.zeros(1, 3, height, width), box, None, focal, center
 
