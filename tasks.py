@@ -132,7 +132,7 @@ def test(extra: list[str]) -> None:
 def notebooks(extra: list[str]) -> None:
     """Execute every notebook (or those named) headless in quick mode into build/notebooks/."""
     python = setup()
-    run(python, "-m", "hmrlab.notebook_runner", "--output-dir", BUILD / "notebooks", *extra)
+    run(python, "-m", "tools.notebook_runner", "--output-dir", BUILD / "notebooks", *extra)
 
 
 def release(extra: list[str]) -> None:

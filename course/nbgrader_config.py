@@ -26,7 +26,7 @@ class ExecuteWithoutOutputWidgets(Execute):
     """nbgrader's executor without nbclient's imitation of JupyterLab's Output widget.
 
     That imitation can deadlock on cells that use ipywidgets' `interact` (the kernel idles, the client
-    waits; see hmrlab.notebook_runner); it hung an autograde of 03_wavelets here. Graded cells use no
+    waits; see tools.notebook_runner); it hung an autograde of 03_wavelets here. Graded cells use no
     widgets, so a widget's outputs simply stay in its cell.
     """
 

@@ -34,10 +34,12 @@ import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the repository's tools/ (the notebook runner's headless settings)
+    sys.path.insert(0, str(ROOT))
 COURSE_DIR = Path(__file__).resolve().parent
 CONFIG_FILE = COURSE_DIR / "nbgrader_config.py"
 NOTEBOOK_DIR = ROOT / "notebooks"
-SHARED_FOLDERS = (ROOT / "data_samples", ROOT / "configs")  # what notebooks read as ../data_samples, ../configs
+SHARED_FOLDERS = (ROOT / "configs",)  # what notebooks read as ../configs (shipped data is package data)
 
 HEADING = re.compile(r"\*\*Exercise (\d+)\.\*\*")
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -212,7 +214,7 @@ def tag_notebook(path: Path) -> bool:
     """Write the exercises' nbgrader metadata into the notebook at `path`; return whether it changed.
 
     Only cell metadata changes: sources and committed outputs stay, written as
-    `hmrlab.notebook_runner` writes notebooks so the diff is the metadata alone.
+    `tools.notebook_runner` writes notebooks so the diff is the metadata alone.
     """
     from hmrlab.io import atomic_write_text
 
@@ -294,7 +296,7 @@ def build_release(notebooks: list[Path], course_root: Path | None = None) -> lis
 
 
 def link_shared_folders(folder: Path) -> None:
-    """Make `../data_samples` and `../configs`, as the notebooks read them, resolve from assignments inside `folder`."""
+    """Make `../configs`, as the notebooks read it, resolve from assignments inside `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for shared in SHARED_FOLDERS:
         link = folder / shared.name
@@ -311,7 +313,7 @@ def autograde(assignment: str, students: list[str] | None = None, course_root: P
     """
     from nbgrader.api import Gradebook
 
-    from hmrlab.notebook_runner import apply_headless_env
+    from tools.notebook_runner import apply_headless_env
 
     apply_headless_env()
     api = course_api(course_root)

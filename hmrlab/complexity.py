@@ -27,11 +27,14 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+if TYPE_CHECKING:  # pandas loads only when a table is made
+    import pandas as pd
 
 @dataclass(frozen=True)
 class Complexity:
@@ -189,4 +192,6 @@ def compare_table(rows: Iterable[Sequence]) -> pd.DataFrame:
             }
         )
     columns = ["model", "params", "params (paper)", "params diff %", "MACs", "MACs (paper)", "MACs diff %"]
+    import pandas as pd
+
     return pd.DataFrame.from_records(records, columns=columns).set_index("model")

@@ -1,4 +1,4 @@
-"""Input checks shared by `geometry`, `metrics` and later modules.
+"""Input checks shared by every module: one shape guard per kind of input.
 
 Each check raises `ValueError` (`TypeError` for something that is not an array at all) with a
 message that names the argument, the expected shape and the shape received, e.g.
@@ -47,6 +47,40 @@ def check_shape(x: Array, name: str, pattern: Sequence[int | str]) -> None:
     for size, want in zip(shape[len(shape) - len(pattern) :], pattern):
         if isinstance(want, int) and size != want:
             raise ValueError(f"{name} must have shape {expected}; got {format_shape(shape)}")
+
+
+def check_exact_shape(x: Any, name: str, pattern: Sequence[int | str]) -> None:
+    """Check that `x` is a tensor or array of exactly ``pattern``'s rank: ints must match, strings
+    name dimensions of any size, e.g. ``("B", 256, "H", "W")`` for a feature map of 256 channels
+    or ``("B", "N", 64)`` for tokens of width 64. Raises ValueError (naming what came instead)."""
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"{name} must be a tensor of shape {format_shape(pattern)}; got {type(x).__name__}")
+    shape = tuple(x.shape)
+    if len(shape) != len(pattern) or any(isinstance(w, int) and s != w for s, w in zip(shape, pattern)):
+        raise ValueError(f"{name} must have shape {format_shape(pattern)}; got {format_shape(shape)}")
+
+
+def as_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
+    """``(height, width)`` from one positive int or a pair of them (an output size, a kernel)."""
+    pair = (size, size) if isinstance(size, int) and not isinstance(size, bool) else tuple(size)
+    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in pair):
+        raise ValueError(f"{name} must be a positive int or a pair (height, width) of them; got {size!r}")
+    return pair
+
+
+def check_faces(faces: Any, n_vertices: int) -> np.ndarray:
+    """Triangle indices as an int64 (F, 3) array within [0, n_vertices), or ValueError."""
+    faces = to_numpy(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must have shape (F, 3) (triangles); got {format_shape(faces.shape)}")
+    if not np.issubdtype(faces.dtype, np.integer):
+        raise ValueError(f"faces must hold integer vertex indices; got dtype {faces.dtype}")
+    if faces.size and (faces.min() < 0 or faces.max() >= n_vertices):
+        raise ValueError(
+            f"faces index vertices in [{faces.min()}, {faces.max()}] but there are "
+            f"{n_vertices} vertices: indices must lie in [0, {n_vertices - 1}]"
+        )
+    return faces.astype(np.int64)
 
 
 def check_nonempty(x: Array, name: str) -> None:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hmrlab.notebook_runner import apply_headless_env
+from tools.notebook_runner import apply_headless_env
 
 apply_headless_env()
 

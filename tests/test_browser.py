@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hmrlab.notebook_runner import HEADLESS_ENV, NOTEBOOK_DIR
+from tools.notebook_runner import HEADLESS_ENV, NOTEBOOK_DIR
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -129,8 +129,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("lab")
     workspace = home / "workspace"
     (workspace / "notebooks").mkdir(parents=True)
-    # The notebooks read ../data_samples and write ../build, as they do from the repository.
-    (workspace / "data_samples").symlink_to(ROOT / "data_samples")
     for name in BROWSER_NOTEBOOKS:
         if name == PYVISTA_PROBE:
             write_pyvista_probe(workspace / "notebooks" / name)

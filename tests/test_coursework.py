@@ -212,7 +212,7 @@ def test_student_edition_runs_and_fails_every_check(
         student, kernel_name="hmrlab", allow_errors=True, timeout=600,
         resources={"metadata": {"path": str(course / "release" / path.stem)}},
     )
-    client.widget_registry = {}  # as hmrlab.notebook_runner: nbclient's Output-widget emulation can deadlock
+    client.widget_registry = {}  # as tools.notebook_runner: nbclient's Output-widget emulation can deadlock
     client.execute()
 
     answers, checks = exercise_cells(read(path))

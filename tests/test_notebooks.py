@@ -3,7 +3,7 @@
 Each notebook is executed in quick mode by nbval (pytest collects notebooks/ with `--nbval-lax`:
 every cell must run without error, and cells marked `# NBVAL_CHECK_OUTPUT` must reproduce their
 committed output) and twice more by tests/test_coursework.py (the student edition, and nbgrader's
-autograde of this teaching edition). papermill's runner is tested in tests/test_notebook_runner.py.
+autograde of this teaching edition). papermill's runner is tested in tests/tools/test_notebook_runner.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hmrlab.notebook_runner import NOTEBOOK_DIR, NOTEBOOK_NAME, list_notebooks
+from tools.notebook_runner import NOTEBOOK_DIR, NOTEBOOK_NAME, list_notebooks
 
 NOTEBOOKS = list_notebooks()
 MAX_NOTEBOOK_BYTES = 1_000_000

@@ -1,7 +1,7 @@
 """Parametric body models: loading SMPL / SMPL-X, a from-scratch linear blend skinning, joint sets.
 
 - `load_body_model` gives a ready smplx module (``smplx.SMPL`` or ``smplx.SMPLX``): by default the
-  free model shipped in ``data_samples/body_models`` (``hmrlab_free_smpl.npz``,
+  free model shipped in ``hmrlab/assets/body_models`` (`hmrlab.paths.BODY_MODELS`) (``hmrlab_free_smpl.npz``,
   ``hmrlab_free_smplx.npz``; the environment variable ``HMRLAB_BODY_MODEL_DIR`` names another
   folder), or the licensed SMPL / SMPL-X files given by ``path``, read without chumpy.
 - `body_model_arrays` gives the raw arrays of the same files, for `BodyModel` and the
@@ -16,13 +16,11 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import smplx
-from smplx.utils import Struct
-from smplx.vertex_joint_selector import VertexJointSelector
 
+from hmrlab import paths
 from hmrlab.body.lbs import (
     BodyModel,
     blend_shapes,
@@ -35,7 +33,18 @@ from hmrlab.body.lbs import (
     skin,
 )
 from hmrlab.body.model_files import read_model_file, write_npz
-from hmrlab.body.skeletons import COCO_17, H36M_17, SMPL_24, SMPLX_55, Skeleton, joint_mapping, shared_joints
+from hmrlab.body.skeletons import (
+    COCO_17,
+    H36M_17,
+    SMPL_24,
+    SMPLX_55,
+    Skeleton,
+    joint_mapping,
+    shared_joints,
+)
+
+if TYPE_CHECKING:  # smplx (and its imports) load only when a smplx module is built
+    import smplx
 
 SMPL_JOINT_NAMES = SMPL_24.joint_names
 SMPL_PARENTS = SMPL_24.parents
@@ -49,7 +58,6 @@ COCO_PARENTS = COCO_17.parents
 BodyKind = Literal["smpl", "smplx"]
 
 MODEL_DIR_ENV = "HMRLAB_BODY_MODEL_DIR"
-FREE_MODEL_DIR = Path(__file__).resolve().parents[2] / "data_samples" / "body_models"
 
 # The arrays smplx reads to build each model (SMPL-X adds hand PCA and face landmarks).
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
@@ -67,7 +75,7 @@ _LICENCE_HINT = (
 )
 
 __all__ = [
-    "BodyKind", "BodyModel", "COCO_17", "COCO_JOINT_NAMES", "COCO_PARENTS", "FREE_MODEL_DIR", "H36M_17",
+    "BodyKind", "BodyModel", "COCO_17", "COCO_JOINT_NAMES", "COCO_PARENTS", "H36M_17",
     "H36M_JOINT_NAMES", "H36M_PARENTS", "MODEL_DIR_ENV", "REQUIRED_KEYS", "SMPLX_55", "SMPLX_JOINT_NAMES",
     "SMPLX_PARENTS", "SMPL_24", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "Skeleton", "blend_shapes",
     "body_model_arrays", "body_model_file", "check_body_params", "forward_kinematics", "joint_mapping",
@@ -97,12 +105,12 @@ def body_model_file(kind: BodyKind = "smpl", path: str | os.PathLike | None = No
                 f"the free model has a neutral body only; got gender={gender!r}. Pass path= to a "
                 f"licensed {_FILE_PREFIX[kind]} model for gendered bodies."
             )
-        folder = Path(os.environ.get(MODEL_DIR_ENV) or FREE_MODEL_DIR)
+        folder = Path(os.environ.get(MODEL_DIR_ENV) or paths.BODY_MODELS)
         file = folder / f"hmrlab_free_{kind}.npz"
         if not file.is_file():
             raise FileNotFoundError(
                 f"the free {kind} model {file} is missing. Build it with "
-                f"`python -m hmrlab.body.build_free_model`, or set {MODEL_DIR_ENV} to the folder holding "
+                f"`python -m tools.build_free_model`, or set {MODEL_DIR_ENV} to the folder holding "
                 f"hmrlab_free_{kind}.npz. {_LICENCE_HINT}"
             )
         return file
@@ -199,6 +207,10 @@ def _build_smplx_module(
     smplx_kwargs: dict[str, Any],
 ) -> smplx.SMPL | smplx.SMPLX:
     """The smplx module for arrays already read and checked (see `load_body_model`)."""
+    import smplx
+    from smplx.utils import Struct
+    from smplx.vertex_joint_selector import VertexJointSelector
+
     if kind == "smpl":
         return smplx.SMPL(str(file), data_struct=Struct(**arrays), gender=gender, vertex_ids=vertex_ids, **smplx_kwargs)
     # smplx.SMPLX reads its arrays only from a file (no data_struct argument) and fixes its vertex

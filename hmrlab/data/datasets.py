@@ -19,13 +19,16 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from PIL import Image
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from hmrlab.body.skeletons import H36M_17
 from hmrlab.data.cameras import Y_UP_TO_Z_UP, Camera
+from hmrlab.data.coco import CocoKeypoints
+from hmrlab.data.crops import apply_affine, person_crop
 from hmrlab.data.h36m import H36MData
 from hmrlab.data.pw3d import PW3DActor, PW3DSequence
-from hmrlab.data.render import person_crop
+from hmrlab.data.smpl_targets import h36m_joints, posed_smpl, smpl_arrays
 from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, mirror_poses
 from hmrlab.validation import format_shape
 
@@ -293,7 +296,7 @@ class MeshSamples(PW3DCrops):
     `sequences` from `hmrlab.data.pw3d.load_3dpw`, `image_root` the ``imageFiles`` folder. One item
     per actor and frame whose camera pose is valid (``campose_valid``), a dict of float32 tensors:
     ``image`` (3, H, W) in [0, 1] at `crop_size` = (H, W), the box around the person's keypoints
-    made square-ish to the crop's aspect and enlarged by `scale` (`hmrlab.data.render.person_crop`);
+    made square-ish to the crop's aspect and enlarged by `scale` (`hmrlab.data.crops.person_crop`);
     ``pose`` (72,) SMPL axis-angle with the global orientation in the camera frame; ``betas`` (10,);
     ``joints_3d`` (24, 3) SMPL joints in the camera frame, metres (from the loader's body model);
     ``joints_2d`` (24, 2) their projections in crop pixels; ``camera`` (3, 3) the intrinsics of the
@@ -370,3 +373,137 @@ class VideoClips(PW3DCrops):
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         a, start = self.index[item]
         return self.clip(a, np.arange(start, start + self.clip_length))
+
+
+def clip_targets(
+    pose: Tensor, betas: Tensor, joints_3d: Tensor, camera: Tensor, crop_size: tuple[int, int]
+) -> dict[str, Tensor]:
+    """LIFD-HMR's inputs and targets of one clip from a `VideoClips` item.
+
+    pose (T, 72) camera-frame SMPL axis-angle, betas (10,), joints_3d (T, 24, 3) the files' SMPL
+    joints in the camera frame (metres), camera (3, 3) the crop's intrinsics, crop_size (H, W).
+    The target meshes (`posed_smpl`) are moved so that their root joint sits at
+    ``joints_3d``'s (as `hmrlab.evaluation.pw3d_split.lifting_sequences` places them), their Human3.6M joints
+    projected by ``camera`` and normalised by the crop's size
+    (`normalize_screen_coordinates`). Returns ``keypoints_2d`` (T, 17, 2)
+    normalised screen coordinates; ``joints`` (T, 17, 3), ``vertices`` (V, 3) of the middle frame
+    ``T // 2`` and its ``coarse_vertices`` (431, 3) (the body model's ``downsample`` matrix times
+    ``vertices``), metres, each frame relative to its pelvis (Human3.6M joint 0).
+    """
+    frames = len(pose)
+    vertices, smpl_joints = posed_smpl(pose, betas.expand(frames, -1))
+    vertices = vertices + (joints_3d[:, :1] - smpl_joints[:, :1])
+    joints = h36m_joints(vertices)
+    projected = joints @ camera.T
+    height, width = crop_size
+    keypoints_2d = normalize_screen_coordinates(projected[..., :2] / projected[..., 2:], width, height)
+    pelvis = joints[:, :1]
+    middle = vertices[frames // 2] - pelvis[frames // 2]
+    return {"keypoints_2d": keypoints_2d, "joints": joints - pelvis, "vertices": middle,
+            "coarse_vertices": torch.as_tensor(smpl_arrays()["downsample"], dtype=middle.dtype) @ middle}
+
+
+class CentredClips(PW3DCrops):
+    """One clip per frame of every actor, centred on it: frames ``t - T // 2 ... t + T - 1 - T // 2``,
+    those outside the sequence replaced by its first or last frame (VideoPose3D's edge padding), so
+    that every frame gets a prediction from the middle of its clip (all frames, whether or not
+    their camera pose is marked valid, as `hmrlab.evaluation.pw3d_split` scores them all). Items as `VideoClips`' (one
+    crop box, the union of the clip's frames' boxes); ``keys[i]`` is item i's "<sequence>/<actor>".
+    """
+
+    def __init__(
+        self,
+        sequences: Mapping[str, PW3DSequence],
+        image_root: str | os.PathLike,
+        *,
+        clip_length: int = 16,
+        crop_size: tuple[int, int] = (224, 224),
+        scale: float = 1.25,
+    ):
+        if clip_length < 1:
+            raise ValueError(f"clip_length must be at least 1; got {clip_length}")
+        super().__init__(sequences, image_root, crop_size, scale)
+        self.clip_length = clip_length
+        self.index, self.keys, seen = [], [], {}
+        for a, (name, actor, _) in enumerate(self.actors):
+            number = seen[name] = seen.get(name, -1) + 1
+            self.index += [(a, frame) for frame in range(len(actor.poses))]
+            self.keys += [f"{name}/{number}"] * len(actor.poses)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        a, centre = self.index[item]
+        offsets = np.arange(self.clip_length) - self.clip_length // 2
+        return self.clip(a, np.clip(centre + offsets, 0, len(self.actors[a][1].poses) - 1))
+
+
+class ClipSamples(Dataset):
+    """What LIFD-HMR trains on: the images (T, 3, H, W) in [0, 1] of a `VideoClips` or `CentredClips`
+    item and its `clip_targets`; ``noise`` pixels of Gaussian noise (torch's global generator) are
+    added to the 2D joints before they are normalised (0: the exact ground truth)."""
+
+    def __init__(self, clips: VideoClips | CentredClips, noise: float = 0.0):
+        self.clips, self.noise = clips, noise
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        clip = self.clips[item]
+        targets = clip_targets(clip["pose"], clip["betas"], clip["joints_3d"], clip["camera"], self.clips.crop_size)
+        if self.noise:
+            # normalize_screen_coordinates scales pixels by 2 / width in both axes.
+            width = self.clips.crop_size[1]
+            noise = torch.randn_like(targets["keypoints_2d"]) * (2 * self.noise / width)
+            targets["keypoints_2d"] = targets["keypoints_2d"] + noise
+        return {"images": clip["images"], **targets}
+
+
+class CocoCrops(Dataset):
+    """COCO person keypoints cropped about each person, for 2D keypoint pretraining (`hmrlab.models.keypoint_hmr.Pretrain2D`).
+
+    `coco` from `hmrlab.data.load_coco_keypoints`; `image_root` the folder its ``file_names`` are
+    relative to. One item per annotation that is not a crowd and has a labelled keypoint, a dict of
+    float32 tensors: ``image`` (3, H, W) in [0, 1] at `crop_size` = (H, W), cropped about the
+    annotation's box enlarged by `scale` (`hmrlab.data.crops.person_crop`); ``keypoints`` (17, 2) in
+    [-0.5, 0.5] crop units (x / W - 0.5, y / H - 0.5); ``visible`` (17,) 1 where labelled and inside the crop.
+    """
+
+    def __init__(
+        self, coco: CocoKeypoints, image_root: str | os.PathLike, *, crop_size: tuple[int, int] = (256, 256),
+        scale: float = 1.25,
+    ):
+        self.coco, self.image_root = coco, Path(image_root)
+        self.crop_size, self.scale = tuple(crop_size), scale
+        self.files = dict(zip(coco.image_ids.tolist(), coco.file_names))
+        self.index = [
+            i for i in range(len(coco.annotation_ids)) if not coco.iscrowd[i] and (coco.keypoints[i, :, 2] > 0).any()
+        ]
+        if not self.index:
+            raise ValueError("coco holds no non-crowd annotation with a labelled keypoint; nothing to train on")
+        missing = [f for f in coco.file_names if not (self.image_root / f).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} image(s) of the COCO file are not under {self.image_root}, e.g. {missing[0]}; "
+                "image_root must be the folder the file_names are relative to"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        i = self.index[item]
+        with Image.open(self.image_root / self.files[int(self.coco.annotation_image_ids[i])]) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        x, y, w, h = self.coco.boxes[i]
+        crop, affine = person_crop(rgb, np.array([x, y, x + w, y + h]), size=self.crop_size, scale=self.scale)
+        height, width = self.crop_size
+        points = apply_affine(self.coco.keypoints[i, :, :2], affine) / (width, height) - 0.5
+        visible = (self.coco.keypoints[i, :, 2] > 0) & (np.abs(points) <= 0.5).all(-1)
+        return {
+            "image": torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0,
+            "keypoints": torch.as_tensor(points, dtype=torch.float32),
+            "visible": torch.as_tensor(visible, dtype=torch.float32),
+        }

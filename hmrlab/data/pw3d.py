@@ -27,15 +27,23 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import smplx
 import torch
 
 from hmrlab.body import load_body_model
-from hmrlab.data.safe_files import checked_array, checked_dict, existing_file, read_pickle, require_key
+from hmrlab.data.safe_files import (
+    checked_array,
+    checked_dict,
+    existing_file,
+    read_pickle,
+    require_key,
+)
 from hmrlab.io import atomic_write
+
+if TYPE_CHECKING:  # smplx loads only where a body model is built
+    import smplx
 
 REQUIRED_KEYS = (
     "sequence", "genders", "betas", "poses", "trans", "poses2d", "campose_valid", "cam_poses", "cam_intrinsics",

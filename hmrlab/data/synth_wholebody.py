@@ -35,10 +35,19 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hmrlab.body import body_model_arrays
-from hmrlab.body.wholebody import SMPLX_PARAM_NAMES, load_wholebody_model, part_joint_indices, pose_wholebody
+from hmrlab.body.wholebody import (
+    load_wholebody_model,
+    part_joint_indices,
+    pose_wholebody,
+)
 from hmrlab.data.cameras import Camera
 from hmrlab.data.poses import sample_poses
-from hmrlab.data.render import random_background, random_body_color, random_lighting, render_clip
+from hmrlab.data.render import (
+    random_background,
+    random_body_color,
+    random_lighting,
+    render_clip,
+)
 from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["WholeBodySamples", "make_wholebody_samples", "joint_box", "PART_NAMES", "BODY_ASPECT"]

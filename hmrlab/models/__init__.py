@@ -1,13 +1,21 @@
-"""Full models, one file per paper.
+"""Full models, one file per paper: only `torch.nn.Module`s and their losses (the mechanisms they are
+built from are in `hmrlab.nn`; training them is `hmrlab.training`).
 
-- `hmrlab.models.lifd_hmr`: LIFD-HMR (arXiv 2510.18267), video mesh recovery: the LIFD-Extractor
-  (wavelet split of backbone features into an attention branch and a convolution branch) and its
-  ablation without the split, LDMP (pose and mesh branches with low-dimensional attention,
-  `hmrlab.attention`, runnable in parallel), and the full model `LIFDHMR` (ResNet-50 -> extractor ->
-  MixSTE -> LDMP -> 431-vertex mesh -> upsampled full mesh -> joints).
-- `hmrlab.models.keypoint_hmr` (backbone: `hmrlab.models.mgfenet`): the keypoints-guided lightweight HMR (Chen & Wang):
-  MGFENet, 3DKEM (mapping A, GAU, SimCC), β MLP, IK, body model, RLE and SMPL losses, 2D pretraining.
-- `hmrlab.models.bidrn`: BiDRN whole-body (SMPL-X) mesh recovery: the Hand4Whole pipeline with
-  binarized ResNets (`hmrlab.binary`), its full-precision twin, and `hand4whole` for the Params/OPs
-  comparison.
+- `lifd_hmr`: LIFD-HMR ("Latent-Info and Low-Dimensional Learning for Human Mesh Recovery and Parallel
+  Optimization", arXiv 2510.18267), video mesh recovery: the LIFD-Extractor (wavelet split of
+  backbone features into an attention branch and a convolution branch) and its ablation without the
+  split, LDMP (pose and mesh branches with low-dimensional attention, runnable in parallel), and the
+  full model `LIFDHMR` (ResNet -> extractor -> MixSTE -> LDMP -> 431-vertex mesh -> upsampled full
+  mesh -> joints).
+- `keypoint_hmr`: the keypoints-guided lightweight HMR ("Keypoints-guided Lightweight Network for
+  Single-view 3D Human Reconstruction", Chen & Wang): MGFENet, 3DKEM (mapping A, GAU, SimCC), β MLP,
+  IK, body model, RLE and SMPL losses, the 2D-pretraining network.
+- `bidrn`: BiDRN whole-body (SMPL-X) mesh recovery ("Binarized 3D Whole-body Human Mesh Recovery",
+  Li et al.): the Hand4Whole pipeline with binarized ResNets, its full-precision twin, and
+  `hand4whole` for the Params/OPs comparison.
+- `mixste`: MixSTE (Zhang et al., CVPR 2022), the seq2seq 2D-to-3D lifter, with its losses, flip
+  test and sequence lifting.
+- `rtpca`: RTPCA (arXiv 2309.01365), MixSTE with temporal pyramids and cross-layer refinement.
+
+Importing any of them loads no renderer, no smplx and no pandas.
 """

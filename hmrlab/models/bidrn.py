@@ -2,9 +2,9 @@
 
 BiDRN keeps Hand4Whole's pipeline (Moon et al., CVPR 2022 workshops; the appendix's Sec. B) and
 replaces the blocks of its three ResNets by binary blocks that keep full-precision residuals
-(`hmrlab.binary`). From one image (B, 3, H, W):
+(`hmrlab.nn.binary`). From one image (B, 3, H, W):
 
-1. **body**: the body box is cropped with RoIAlign (`hmrlab.roi_align`) to 256x192 and run through
+1. **body**: the body box is cropped with RoIAlign (`hmrlab.nn.roi_align`) to 256x192 and run through
    a ResNet-50 (``binary_resnet50``) to a stride-32 map ``F_b``;
 2. **positions** (`PositionNet`): a 1x1 convolution gives a 3D heatmap per body joint (depth 8 over
    the map); its soft-argmax is the joint's position on the map;
@@ -48,11 +48,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hmrlab.backbones import Backbone, resnet18, resnet50
-from hmrlab.binary import binary_resnet18, binary_resnet50
-from hmrlab.body.wholebody import load_wholebody_model, part_joint_indices, pose_wholebody
+from hmrlab.body.wholebody import (
+    load_wholebody_model,
+    part_joint_indices,
+    pose_wholebody,
+)
 from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
-from hmrlab.roi_align import roi_align
+from hmrlab.nn.backbones import Backbone, resnet18, resnet50
+from hmrlab.nn.binary import binary_resnet18, binary_resnet50
+from hmrlab.nn.roi_align import roi_align
 from hmrlab.validation import format_shape
 
 __all__ = [
@@ -240,12 +244,12 @@ class BiDRN(nn.Module):
     """Whole-body mesh recovery: images (B, 3, H, W) -> SMPL-X parameters, vertices and joints.
 
     ``binary=True`` builds BiDRN (binarized ResNet-50 body and hand, ResNet-18 face backbones,
-    `hmrlab.binary`); ``binary=False`` its full-precision twin (same architecture, real weights and
+    `hmrlab.nn.binary`); ``binary=False`` its full-precision twin (same architecture, real weights and
     Hardtanh for sign). ``width`` is the backbones' base width (64 in the paper); the heads scale with
     it (512 and 256 hidden channels at 64). ``body_shape``, ``hand_shape``, ``face_shape`` are the crop
     sizes (height, width); ``surrogate`` and ``redistribution`` go to the backbones (Tables 3-4).
     ``backbones`` replaces the three backbones (dict with ``"body"``, ``"hand"``, ``"face"``
-    `hmrlab.backbones.Backbone` s), e.g. plain ResNets for Hand4Whole (`hand4whole`).
+    `hmrlab.nn.backbones.Backbone` s), e.g. plain ResNets for Hand4Whole (`hand4whole`).
     The module docstring lists the pipeline and the choices made.
     """
 
@@ -427,9 +431,9 @@ class BiDRN(nn.Module):
 
 def hand4whole(*, width: int = 64, **kwargs) -> BiDRN:
     """The full-precision Hand4Whole-style model: the same heads on torchvision-layout ResNet-50
-    (body, hands) and ResNet-18 (face) from `hmrlab.backbones`, for the Params/OPs comparison."""
+    (body, hands) and ResNet-18 (face) from `hmrlab.nn.backbones`, for the Params/OPs comparison."""
     if width != 64:
-        raise ValueError(f"hmrlab.backbones ResNets have width 64 only; got width={width}")
+        raise ValueError(f"hmrlab.nn.backbones ResNets have width 64 only; got width={width}")
     backbones = {"body": resnet50(), "hand": resnet50(), "face": resnet18()}
     return BiDRN(False, width=width, backbones=backbones, **kwargs)
 

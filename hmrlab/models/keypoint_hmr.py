@@ -3,20 +3,20 @@ Single-view 3D Human Reconstruction"): image -> 3D keypoints -> SMPL parameters 
 
 The pipeline of Fig. 2, one piece per step:
 
-1. **Backbone** (`hmrlab.models.mgfenet.MGFENet`, or any `hmrlab.backbones.Backbone`): the image's
+1. **Backbone** (`hmrlab.nn.mgfenet.MGFENet`, or any `hmrlab.nn.backbones.Backbone`): the image's
    low-resolution map ``f_img`` (B, C_b, h', w').
 2. **3DKEM** (`KeypointEstimator`, Fig. 5): a 1x1 convolution to ``channels`` = c gives ``f̄_img``;
    the learned mapping ``f_kp = A f̄_img`` (Eq. 2, ``A`` (K, h'w')) turns the h'w' positions into K
    keypoint tokens; a gated attention unit (`GatedAttentionUnit`, Eqs. 3-4) mixes them; three
-   classifiers per keypoint give SimCC bins along x, y and depth, decoded (`hmrlab.simcc.simcc_decode`)
+   classifiers per keypoint give SimCC bins along x, y and depth, decoded (`hmrlab.nn.simcc.simcc_decode`)
    to coordinates and per-axis σ.
 3. **Shape** (Eq. 6): ``β = MLP([mean_k f'_kp; mean f̄_img])``.
 4. **Pose** (Eq. 5): the twist ``φ`` (cos, sin) per bone from the pooled image features, the rest
-   joints ``T(β)`` of the body model, and ``θ = IK(J, T, φ)`` (`hmrlab.ik.inverse_kinematics`) with J
+   joints ``T(β)`` of the body model, and ``θ = IK(J, T, φ)`` (`hmrlab.nn.ik.inverse_kinematics`) with J
    the joints among the keypoints.
 5. **Mesh**: the body model (`hmrlab.body.lbs.linear_blend_skinning`) at (β, θ).
 
-Losses (`keypoint_hmr_loss`): RLE on the keypoints (Eq. 7, `hmrlab.rle.rle_loss`) and L2 losses on
+Losses (`keypoint_hmr_loss`): RLE on the keypoints (Eq. 7, `hmrlab.nn.rle.rle_loss`) and L2 losses on
 θ, β and the twist (Eq. 8), weighted by ε = (1, 0.01, 0.1, 0.01) (Eq. 9). The backbone is
 pretrained on 2D keypoints (`Pretrain2D`: the backbone plus a deconvolution decoder).
 
@@ -48,33 +48,29 @@ What the paper leaves open, and what we chose:
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 
-from hmrlab.attention import Attention
-from hmrlab.backbones import Backbone
 from hmrlab.body import body_model_arrays
-from hmrlab.body.lbs import BodyModel, blend_shapes, linear_blend_skinning, regress_joints
-from hmrlab.data.coco import CocoKeypoints
-from hmrlab.data.render import apply_affine, person_crop
+from hmrlab.body.lbs import (
+    BodyModel,
+    blend_shapes,
+    linear_blend_skinning,
+    regress_joints,
+)
 from hmrlab.geometry import axis_angle_to_matrix
-from hmrlab.ik import inverse_kinematics, twist_angles
-from hmrlab.keypoints import KeypointTemplate, keypoints_from_mesh
 from hmrlab.metrics import mpjpe
-from hmrlab.models.mgfenet import MGFENet
-from hmrlab.rle import RealNVP, rle_loss
-from hmrlab.simcc import simcc_decode
-from hmrlab.train import History, fit
+from hmrlab.nn.attention import Attention
+from hmrlab.nn.backbones import Backbone
+from hmrlab.nn.ik import inverse_kinematics, twist_angles
+from hmrlab.nn.keypoints import KeypointTemplate, keypoints_from_mesh
+from hmrlab.nn.mgfenet import MGFENet
+from hmrlab.nn.rle import RealNVP, rle_loss
+from hmrlab.nn.simcc import simcc_decode
 from hmrlab.validation import format_shape
 
 __all__ = [
@@ -85,10 +81,7 @@ __all__ = [
     "KeypointHMR",
     "Pretrain2D",
     "SelfAttentionBlock",
-    "CocoCrops",
     "heatmap_decode",
-    "pretrain_2d",
-    "train_keypoint_hmr",
     "keypoint_hmr_loss",
     "mesh_targets",
     "pretrain_loss",
@@ -140,7 +133,7 @@ class GatedAttentionUnit(nn.Module):
 class SelfAttentionBlock(nn.Module):
     """Standard attention in the same place, for the GAU's ablation: ``x + MHA(LayerNorm(x))`` (B, N, C).
 
-    Softmax multi-head self-attention (`hmrlab.attention.Attention`, ``heads`` heads); parameters
+    Softmax multi-head self-attention (`hmrlab.nn.attention.Attention`, ``heads`` heads); parameters
     ``4 C^2 + 6 C``, about half a GAU's at ``expansion = 2``.
     """
 
@@ -161,7 +154,7 @@ class KeypointEstimator(nn.Module):
 
     Feature mapping (Eq. 2), feature extraction (``attention``: ``"gau"``, the paper's; ``"standard"``,
     softmax attention; ``"none"``), coordinate classification (``head``: ``"simcc"``, ``num_bins``
-    bins per axis over [-0.5, 0.5], decoded by `hmrlab.simcc.simcc_decode`; or ``"regression"``, a
+    bins per axis over [-0.5, 0.5], decoded by `hmrlab.nn.simcc.simcc_decode`; or ``"regression"``, a
     linear layer to 3 coordinates and a sigmoid σ as in RLE). ``forward`` returns a dict: ``coords``
     (B, K, 3) and ``sigma`` (B, K, 3) in [-0.5, 0.5] units (SimCC: σ² = softmax variance + 1 / (12
     num_bins²), see the module docstring), ``logits`` (B, K, 3, num_bins) (SimCC
@@ -229,10 +222,10 @@ class KeypointHMR(nn.Module):
 
     Args:
         num_keypoints: K, 91 for the paper's template (24 joints + 67 markers), 96 for the authors'
-            code's (29 joints + 67 markers); see `hmrlab.keypoints`.
+            code's (29 joints + 67 markers); see `hmrlab.nn.keypoints`.
         joint_indices: the positions of the body model's J joints among the K keypoints, in the
             body model's joint order (default: the first J).
-        backbone: a `hmrlab.backbones.Backbone`; default MGFENet for ``image_size``. Its last stage's
+        backbone: a `hmrlab.nn.backbones.Backbone`; default MGFENet for ``image_size``. Its last stage's
             map feeds the 3DKEM.
         image_size: (H, W) of the input images.
         channels, num_bins, attention, head: of the `KeypointEstimator`.
@@ -350,9 +343,9 @@ def keypoint_hmr_loss(
 
     target: ``keypoints`` (B, K, 3) root-relative metres, ``rotmats`` (B, J, 3, 3), ``betas``,
     ``twist`` (B, J - 1, 2) (see `mesh_targets`). ``L_3D`` is the RLE loss (Eq. 7) of the keypoints in
-    box units (metres / ``box_size``) with the 3D ``flow`` (`hmrlab.rle.RealNVP(3)`), summed over
+    box units (metres / ``box_size``) with the 3D ``flow`` (`hmrlab.nn.rle.RealNVP(3)`), summed over
     keypoints and averaged over the batch. Returns ``loss`` and each term (``keypoints``, ``theta``,
-    ``beta``, ``twist``), the dict `hmrlab.train.fit` logs.
+    ``beta``, ``twist``), the dict `hmrlab.training.loop.fit` logs.
     """
     if len(epsilon) != 4:
         raise ValueError(f"epsilon must hold the four weights (ε_1, ε_2, ε_3, ε_4) of Eq. 9; got {epsilon}")
@@ -365,9 +358,9 @@ def keypoint_hmr_loss(
 def mesh_targets(body: BodyModel, template: KeypointTemplate, pose: Tensor, betas: Tensor) -> dict[str, Tensor]:
     """Ground truth for `keypoint_hmr_loss` from SMPL parameters: pose (B, J * 3) axis-angle, betas (B, num_betas).
 
-    Returns root-relative ``keypoints`` (B, K, 3) of `template` (`hmrlab.keypoints.keypoints_from_mesh`),
+    Returns root-relative ``keypoints`` (B, K, 3) of `template` (`hmrlab.nn.keypoints.keypoints_from_mesh`),
     ``vertices`` (B, N, 3) and ``joints`` (B, J, 3), all in metres; ``rotmats`` (B, J, 3, 3),
-    ``betas``, and ``twist`` (B, J - 1, 2), the (cos, sin) of each bone's twist (`hmrlab.ik.twist_angles`).
+    ``betas``, and ``twist`` (B, J - 1, 2), the (cos, sin) of each bone's twist (`hmrlab.nn.ik.twist_angles`).
     """
     pose = pose.reshape(pose.shape[0], -1, 3)
     vertices, joints = body(betas=betas, body_pose=pose[:, 1:], global_orient=pose[:, 0])
@@ -412,7 +405,7 @@ def heatmap_decode(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
     """Coordinates and σ (B, K, 2) (x, y in [-0.5, 0.5] of the map's width/height) of heatmap logits (B, K, h, w).
 
     The softmax over all h w pixels is a joint distribution; its x and y marginals are the softmaxes
-    of ``logsumexp`` over the other axis, which `hmrlab.simcc.simcc_decode` turns into their means
+    of ``logsumexp`` over the other axis, which `hmrlab.nn.simcc.simcc_decode` turns into their means
     (integral regression) and standard deviations. Pixel centres are SimCC's bin centres.
     """
     if not isinstance(heatmaps, Tensor) or heatmaps.dim() != 4:
@@ -447,78 +440,12 @@ class Pretrain2D(nn.Module):
 
 
 def pretrain_loss(output: Mapping[str, Tensor], keypoints: Tensor, visible: Tensor, flow: RealNVP) -> Tensor:
-    """RLE loss (Eq. 7) of 2D keypoints with the 2D flow (`hmrlab.rle.RealNVP(2)`).
+    """RLE loss (Eq. 7) of 2D keypoints with the 2D flow (`hmrlab.nn.rle.RealNVP(2)`).
 
     keypoints (B, K, 2) in [-0.5, 0.5] image units (x / W - 0.5, y / H - 0.5 for pixel coordinates
     x, y measured from the image's corner), visible (B, K) 1 for labelled keypoints, 0 otherwise.
     """
     return rle_loss(output["coords"], output["sigma"], keypoints, flow, weight=visible.to(keypoints.dtype))
-
-
-class CocoCrops(Dataset):
-    """COCO person keypoints cropped about each person, for `Pretrain2D`.
-
-    `coco` from `hmrlab.data.load_coco_keypoints`; `image_root` the folder its ``file_names`` are
-    relative to. One item per annotation that is not a crowd and has a labelled keypoint, a dict of
-    float32 tensors: ``image`` (3, H, W) in [0, 1] at `crop_size` = (H, W), cropped about the
-    annotation's box enlarged by `scale` (`hmrlab.data.render.person_crop`); ``keypoints`` (17, 2) in
-    [-0.5, 0.5] crop units (x / W - 0.5, y / H - 0.5); ``visible`` (17,) 1 where labelled and inside the crop.
-    """
-
-    def __init__(
-        self, coco: CocoKeypoints, image_root: str | os.PathLike, *, crop_size: tuple[int, int] = (256, 256),
-        scale: float = 1.25,
-    ):
-        self.coco, self.image_root = coco, Path(image_root)
-        self.crop_size, self.scale = tuple(crop_size), scale
-        self.files = dict(zip(coco.image_ids.tolist(), coco.file_names))
-        self.index = [
-            i for i in range(len(coco.annotation_ids)) if not coco.iscrowd[i] and (coco.keypoints[i, :, 2] > 0).any()
-        ]
-        if not self.index:
-            raise ValueError("coco holds no non-crowd annotation with a labelled keypoint; nothing to train on")
-        missing = [f for f in coco.file_names if not (self.image_root / f).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} image(s) of the COCO file are not under {self.image_root}, e.g. {missing[0]}; "
-                "image_root must be the folder the file_names are relative to"
-            )
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, item: int) -> dict[str, Tensor]:
-        i = self.index[item]
-        with Image.open(self.image_root / self.files[int(self.coco.annotation_image_ids[i])]) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        x, y, w, h = self.coco.boxes[i]
-        crop, affine = person_crop(rgb, np.array([x, y, x + w, y + h]), size=self.crop_size, scale=self.scale)
-        height, width = self.crop_size
-        points = apply_affine(self.coco.keypoints[i, :, :2], affine) / (width, height) - 0.5
-        visible = (self.coco.keypoints[i, :, 2] > 0) & (np.abs(points) <= 0.5).all(-1)
-        return {
-            "image": torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0,
-            "keypoints": torch.as_tensor(points, dtype=torch.float32),
-            "visible": torch.as_tensor(visible, dtype=torch.float32),
-        }
-
-
-def _pretrain_step(model: Pretrain2D, batch: Mapping[str, Tensor]) -> Tensor:
-    return pretrain_loss(model(batch["image"]), batch["keypoints"], batch["visible"], model.flow)
-
-
-def pretrain_2d(
-    model: Pretrain2D, crops: Dataset, *, epochs: int, batch_size: int = 16, lr: float = 4e-3, seed: int = 0,
-    checkpoint: str | os.PathLike | None = None, progress: bool = False,
-) -> History:
-    """Pretrain a `Pretrain2D` on `CocoCrops` with `pretrain_loss` and AdamW (the paper: lr 4e-3, Sec. IV-B).
-
-    A thin call of `hmrlab.train.fit` (shuffled batches from a seeded generator, so a run is
-    reproducible and resumable from `checkpoint`). Returns its `History`.
-    """
-    loader = DataLoader(crops, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    return fit(model, _pretrain_step, loader, epochs=epochs, lr=lr, seed=seed, checkpoint=checkpoint,
-               progress=progress)
 
 
 def keypoint_hmr_step(
@@ -529,7 +456,7 @@ def keypoint_hmr_step(
 
     batch: ``image`` (B, 3, H, W), ``pose`` (B, 72) camera-frame axis-angle and ``betas`` (B, 10), which
     give the targets through `mesh_targets` and `template`. ``model`` may be wrapped in
-    DistributedDataParallel (as `hmrlab.train.fit` hands it under torchrun).
+    DistributedDataParallel (as `hmrlab.training.loop.fit` hands it under torchrun).
     """
     net = getattr(model, "module", model)
     output = model(batch["image"])
@@ -537,29 +464,3 @@ def keypoint_hmr_step(
     terms = keypoint_hmr_loss(output, target, net.flow, net.body.parents, box_size=net.box_size, epsilon=epsilon)
     terms["mpjpe"] = 1000 * mpjpe(output["joints"].detach(), target["joints"])
     return terms
-
-
-def train_keypoint_hmr(
-    model: KeypointHMR, samples: Dataset, template: KeypointTemplate, *, epochs: int, batch_size: int = 8,
-    lr: float = 1e-4, epsilon: Sequence[float] = EPSILON, val_samples: Dataset | None = None, seed: int = 0,
-    checkpoint: str | os.PathLike | None = None, progress: bool = False,
-) -> History:
-    """Train `KeypointHMR` end to end on image samples with SMPL targets (Eq. 9), Adam (Sec. IV-B: lr 1e-4).
-
-    `samples` yield dicts with ``image`` (3, H, W) at the model's ``image_size``, ``pose`` (72,) axis-angle
-    in the camera frame and ``betas`` (10,): `hmrlab.data.datasets.MeshSamples` built with
-    ``crop_size=model.image_size``. `template` makes the keypoint targets (`mesh_targets`); its
-    ``num_keypoints`` must be the model's. Each epoch logs the loss, its four terms and the MPJPE of
-    the mesh's joints in millimetres (``train_mpjpe``, and ``val_...`` with `val_samples`).
-    """
-    if template.num_keypoints != model.kem.num_keypoints:
-        raise ValueError(
-            f"the template has {template.num_keypoints} keypoints but the model predicts {model.kem.num_keypoints}; "
-            "build KeypointHMR(num_keypoints=template.num_keypoints)"
-        )
-    loader = DataLoader(samples, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    val = None if val_samples is None else DataLoader(val_samples, batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    step = functools.partial(keypoint_hmr_step, template=template, epsilon=epsilon)
-    return fit(model, step, loader, epochs=epochs, optimizer=optimizer, lr=lr, val_data=val, seed=seed,
-               checkpoint=checkpoint, progress=progress)

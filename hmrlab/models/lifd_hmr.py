@@ -4,7 +4,7 @@
 meshes from 16-frame clips. Its first stage, the Latent Information Frequency Domain Extractor, turns
 each frame's backbone feature map ``F`` (ResNet-50) into hybrid features ``F'_hybrid``:
 
-1. ``cA, (cH, cV, cD) = DWT(F)``: one level of a 2-D wavelet transform (`hmrlab.wavelets`); the low
+1. ``cA, (cH, cV, cD) = DWT(F)``: one level of a 2-D wavelet transform (`hmrlab.nn.wavelets`); the low
    band ``cA`` holds the coarse layout (where the body and its parts are), the high bands the edges.
 2. ``cA' = attention(cA)``: global context; the tokens are the spatial positions of the low band.
 3. ``cH', cV', cD' = convolution(cH, cV, cD)``: local detail, a small convolution block per band.
@@ -33,7 +33,7 @@ The paper does not state these choices; they are arguments, with these defaults:
 Its second stage, the Low-Dimensional Mesh-Pose module (`LDMP`), refines the 3D joints of a
 MixSTE-style pose estimator and grows a coarse mesh M_I (431 vertices) from them, in a pose branch
 and a mesh branch that exchange information through pooled cross-attention (LCP) and refine
-themselves through pooled self-attention (LSP, both in `hmrlab.attention`), conditioned on shared
+themselves through pooled self-attention (LSP, both in `hmrlab.nn.attention`), conditioned on shared
 GRU features of the clip; the two branches of a layer are independent and can run in parallel.
 M_I is upsampled to the full mesh M_F by the body model's fixed matrix, and the joints are
 regressed from M_F. `LIFDHMR` assembles everything; its docstring lists the choices made where the
@@ -54,11 +54,12 @@ import pywt
 import torch
 from torch import Tensor, nn
 
-from hmrlab.attention import LCP, LSP
-from hmrlab.backbones import Backbone
+from hmrlab.body import body_model_arrays
 from hmrlab.body.lbs import regress_joints
-from hmrlab.temporal import MixSTE
-from hmrlab.wavelets import DWT2d, IDWT2d
+from hmrlab.models.mixste import MixSTE
+from hmrlab.nn.attention import LCP, LSP
+from hmrlab.nn.backbones import Backbone, resnet18, resnet34, resnet50
+from hmrlab.nn.wavelets import DWT2d, IDWT2d
 
 __all__ = [
     "AttentionBlock",
@@ -72,6 +73,7 @@ __all__ = [
     "LDMP",
     "LIFDHMROutput",
     "LIFDHMR",
+    "lifd_hmr",
 ]
 
 
@@ -264,7 +266,7 @@ class LDMPBranch(nn.Module):
         x = x + LSP(LN(x));             x = x + MLP(LN(x))
 
     LCP pools the other branch's ``M`` tokens to ``ceil(M / token_ratio)``, LSP this branch's to
-    ``ceil(N / token_ratio)``; both pool Q and K to ``C / channel_ratio`` channels (`hmrlab.attention`).
+    ``ceil(N / token_ratio)``; both pool Q and K to ``C / channel_ratio`` channels (`hmrlab.nn.attention`).
     ``channel_ratio = token_ratio = 1`` is standard attention: the Coevoblock-like baseline.
     MACs per batch element: ``D C`` (context) ``+ attention_macs(N, M, C, c_low, m_low)``
     ``+ attention_macs(N, N, C, c_low, n_low) + 4 N C m`` (two MLPs of width ``m``).
@@ -457,7 +459,7 @@ class LIFDHMR(nn.Module):
     * the pose estimator lifts 2D keypoints ``(B, T, J, 2)`` (normalised screen coordinates) with
       each frame's ``F'_hybrid`` appended to every joint: input ``(B, T, J, 2 + channels)``. PMCE adds
       an embedding of the frame feature to each joint's embedding; a linear embedding of the
-      concatenation is the same thing, so `hmrlab.temporal.MixSTE` takes it unchanged;
+      concatenation is the same thing, so `hmrlab.models.mixste.MixSTE` takes it unchanged;
       ``pose_dim=256``, ``pose_depth=3`` (PMCE's lifter), 8 heads, MLP ratio 2;
     * LDMP refines the middle frame (``P^mid_3D``): its joints are the lifter's output at ``T // 2``;
     * the shared temporal features are a 2-layer bidirectional GRU over the frames' ``F'_hybrid``
@@ -540,3 +542,17 @@ class LIFDHMR(nn.Module):
         # The upsampling is a fixed linear map of the vertices, applied as a joint regressor is.
         vertices = regress_joints(self.upsample, coarse)
         return LIFDHMROutput(vertices, coarse, regress_joints(self.joint_regressor, vertices), ldmp_joints, poses_3d)
+
+
+BACKBONES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+
+
+def lifd_hmr(backbone: str = "resnet18", **sizes: int) -> LIFDHMR:
+    """LIFD-HMR on a randomly initialised ResNet (``"resnet18"``, ``"resnet34"`` or the paper's
+    ``"resnet50"``), reading its ``layer4`` map; ``sizes`` are `LIFDHMR`'s keyword arguments
+    (``channels``, ``frames``, ``pose_dim``, ...; ``in_channels`` follows the backbone)."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {sorted(BACKBONES)}; got {backbone!r}")
+    network = BACKBONES[backbone]()
+    network.fc = nn.Identity()  # the classifier is never used: only layer4's map is read
+    return LIFDHMR(body_model_arrays("smpl"), network, in_channels=network.feature_channels["layer4"], **sizes)

@@ -1,0 +1,88 @@
+"""Params and OPs of BiDRN, its full-precision twin and a Hand4Whole-style model (a script, not a test).
+
+Run ``python benchmarks/bench_bidrn.py``: builds the three whole-body models of
+`hmrlab.models.bidrn` at the paper's sizes (backbone width 64, a 512x384 image, body crop 256x192,
+hand crops 256x256, face crop 192x192, batch 1) and prints, per model and per part, the parameters
+and operations in the binary-network convention of `hmrlab.nn.binary.count_ops` (params = real +
+binary / 32, OPs = real MACs + binary MACs / 64), beside the appendix's Table 2 / Table 8 numbers.
+It also prints the MACs of the four RoIAlign crops alone: `hmrlab.nn.roi_align` computes a crop as
+two dense matrix products (separable interpolation), which the FLOP counter sees, whereas the usual
+counters (thop, fvcore) give torchvision's gather-based ``roi_align`` no cost at all; the totals
+"without crops" are the ones comparable with the paper. Takes a few minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from hmrlab.complexity import format_count, measure
+from hmrlab.models.bidrn import PAPER_COMPLEXITY, BiDRN, crop_boxes, hand4whole
+from hmrlab.nn.binary import count_ops, is_binary_layer
+
+IMAGE = (512, 384)
+PARTS = {
+    "body backbone": "body_backbone", "hand backbone": "hand_backbone", "face backbone": "face_backbone",
+    "box net": "box_net", "body heads": ("body_position", "body_rotation", "shape_out", "camera_out"),
+    "hand heads": ("hand_position", "hand_rotation"), "face regressor": "face_regressor",
+}
+
+
+def part_params(model: BiDRN, attributes) -> float:
+    """Parameters of the named submodules in 32-bit equivalents (binary weights / 32)."""
+    names = (attributes,) if isinstance(attributes, str) else attributes
+    total = 0.0
+    for name in names:
+        for module in getattr(model, name).modules():
+            own = sum(p.numel() for p in module.parameters(recurse=False))
+            if is_binary_layer(module):
+                total += module.weight.numel() / 32 + own - module.weight.numel()
+            else:
+                total += own
+    return total
+
+
+class Crops(nn.Module):
+    """The four RoIAlign crops `BiDRN.forward` takes of each image (body, left hand, right hand, face)."""
+
+    def __init__(self, model: BiDRN):
+        super().__init__()
+        self.shapes = (model.body_shape, model.hand_shape, model.hand_shape, model.face_shape)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        box = images.new_tensor([[0.0, 0.0, images.shape[3], images.shape[2]]])
+        return [crop_boxes(images, box, shape) for shape in self.shapes]
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    image = torch.rand(1, 3, *IMAGE, generator=torch.Generator().manual_seed(0))
+    models = {
+        "BiDRN (binary)": lambda: BiDRN(True),
+        "BiDRN full-precision twin": lambda: BiDRN(False),
+        "Hand4Whole-style (torchvision ResNets)": hand4whole,
+    }
+    print(f"image 1x3x{IMAGE[0]}x{IMAGE[1]}, torch {torch.__version__}, CPU; OPs = real MACs + binary MACs / 64")
+    for name, build in models.items():
+        torch.manual_seed(0)
+        model = build()
+        start = time.perf_counter()
+        counts = count_ops(model, image)
+        seconds = time.perf_counter() - start
+        paper = PAPER_COMPLEXITY["BiDRN" if "binary" in name else "Hand4Whole"]
+        crops = measure(Crops(model), image).macs
+        print(f"\n{name}: params {format_count(counts.params)} (paper {format_count(paper[0])}), "
+              f"OPs {format_count(counts.ops)} (paper {format_count(paper[1])}); "
+              f"binary params {format_count(counts.params_binary)}, real params {format_count(counts.params_real)}, "
+              f"binary MACs {format_count(counts.macs_binary)}, real MACs {format_count(counts.macs_real)} "
+              f"[counted in {seconds:.0f} s]")
+        print(f"  RoIAlign crops as matrix products: {format_count(crops)} MACs; OPs without them "
+              f"{format_count(counts.ops - crops)} (paper {format_count(paper[1])})")
+        for part, attributes in PARTS.items():
+            print(f"  {part:<16} params {format_count(part_params(model, attributes)):>10}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""MixSTE, the seq2seq 2D-to-3D lifting transformer, with its losses, flip test and sequence lifting.
+
+MixSTE ("MixSTE: Seq2seq Mixed Spatio-Temporal Encoder for 3D Human Pose Estimation in Video",
+Zhang et al., CVPR 2022, arXiv 2203.00859) lifts a clip of 2D poses ``(B, T, J, 2)`` to 3D ``(B, T, J, 3)``
+with ``depth`` pairs of transformer blocks that alternate two views of the same tokens ``(B, T, J, C)``:
+
+* a **spatial** block, where the J joints of one frame attend to each other (``(B T, J, C)``);
+* a **temporal** block, where the T frames of one joint attend to each other (``(B J, T, C)``).
+
+Learned positional embeddings (one per joint, one per frame) are added once, before the first
+spatial and the first temporal block; a LayerNorm and a linear head give every frame's 3D pose.
+
+Losses are MixSTE's: the per-joint weighted MPJPE (`weighted_mpjpe`), a temporal consistency term on
+the prediction's frame-to-frame differences (`temporal_consistency`) and the velocity error
+(`hmrlab.metrics.mpjve`), combined by `lifting_loss`. `flip_test` averages a prediction with the
+mirrored prediction of the mirrored input; `lift_sequence` runs a clip model over a long sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hmrlab.body.skeletons import H36M_17
+from hmrlab.geometry import mirror_poses
+from hmrlab.metrics import mpjve
+from hmrlab.nn.attention import scaled_dot_product_attention
+from hmrlab.nn.pyramid import TemporalPyramid
+from hmrlab.validation import check_points, format_shape
+
+__all__ = [
+    "H36M_JOINT_WEIGHTS",
+    "Attention",
+    "AttentionOutput",
+    "Block",
+    "MixSTE",
+    "flip_test",
+    "lift_sequence",
+    "lifting_loss",
+    "scaled_dot_product_attention",
+    "temporal_consistency",
+    "weighted_mpjpe",
+]
+
+H36M_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5, 4.0, 4.0, 1.5, 4.0, 4.0)
+"""MixSTE's per-joint loss weights for `H36M_17` (limb ends, i.e. ankles, wrists and elbows, weigh most)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transformer blocks
+# ---------------------------------------------------------------------------------------------------
+
+
+class AttentionOutput(NamedTuple):
+    """What an `Attention` layer computes: ``output`` (N, L, C); the ``keys`` and ``values`` (N, L, C)
+    of its own tokens after TPCA, for the next block's XLR; the ``weights`` (N, heads, L, Lk)."""
+
+    output: Tensor
+    keys: Tensor
+    values: Tensor
+    weights: Tensor
+
+
+class Attention(nn.Module):
+    """Multi-head attention over tokens (N, L, C), optionally with TPCA on K, V and extra (XLR) keys.
+
+    ``Q, K, V = x W_qkv`` (one linear layer with bias, as MixSTE), ``K, V`` refined by a
+    `TemporalPyramid` each when ``pyramid_depth > 0``, ``memory`` (keys, values) (N, M, C) appended
+    to them, heads attended separately (`scaled_dot_product_attention`), merged and projected.
+    """
+
+    def __init__(
+        self, dim: int, heads: int = 8, dropout: float = 0.0, pyramid_depth: int = 0, ratio: int = 2
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.key_pyramid = TemporalPyramid(dim, pyramid_depth, ratio) if pyramid_depth else None
+        self.value_pyramid = TemporalPyramid(dim, pyramid_depth, ratio) if pyramid_depth else None
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(N, L, C) -> (N, heads, L, C / heads)."""
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def forward(self, x: Tensor, memory: tuple[Tensor, Tensor] | None = None) -> AttentionOutput:
+        query, keys, values = self.qkv(x).chunk(3, dim=-1)
+        if self.key_pyramid is not None:
+            keys, values = self.key_pyramid(keys), self.value_pyramid(values)
+        all_keys, all_values = keys, values
+        if memory is not None:
+            all_keys, all_values = torch.cat([keys, memory[0]], 1), torch.cat([values, memory[1]], 1)
+        out, weights = scaled_dot_product_attention(
+            self._split_heads(query), self._split_heads(all_keys), self._split_heads(all_values),
+            dropout=self.dropout, training=self.training,
+        )
+        return AttentionOutput(self.proj(out.transpose(1, 2).flatten(2)), keys, values, weights)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (N, L, C) -> (N, L, C): ``x + Attention(LN(x))``, then
+    ``x + MLP(LN(x))`` with a GELU MLP of width ``mlp_ratio * C``; returns the `AttentionOutput` too."""
+
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float, dropout: float = 0.0, pyramid_depth: int = 0, ratio: int = 2
+    ) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = Attention(dim, heads, dropout, pyramid_depth, ratio)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: Tensor, memory: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, AttentionOutput]:
+        attended = self.attention(self.norm1(x), memory)
+        x = x + F.dropout(attended.output, self.attention.dropout, self.training)
+        return x + self.mlp(self.norm2(x)), attended
+
+
+# ---------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------
+
+
+class MixSTE(nn.Module):
+    """MixSTE (Zhang et al., CVPR 2022): 2D pose clips (B, T, J, in_features) -> 3D (B, T, J, out_features).
+
+    ``depth`` alternating spatial/temporal `Block` pairs of width ``dim`` (module docstring); clips
+    may be shorter than ``frames`` (the temporal positional embedding is sliced). Defaults are the
+    paper's Human3.6M setting (dim 512, depth 8, 8 heads, MLP ratio 2, 243 frames); inputs are
+    normalized screen coordinates, outputs root-relative metres when trained on `LiftingWindows`.
+    """
+
+    def __init__(
+        self,
+        num_joints: int = 17,
+        in_features: int = 2,
+        out_features: int = 3,
+        dim: int = 512,
+        depth: int = 8,
+        heads: int = 8,
+        mlp_ratio: float = 2.0,
+        frames: int = 243,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if min(num_joints, in_features, out_features, dim, depth, heads, frames) < 1:
+            raise ValueError("num_joints, in_features, out_features, dim, depth, heads and frames must be >= 1")
+        self.num_joints, self.in_features, self.frames, self.dropout = num_joints, in_features, frames, dropout
+        self.embed = nn.Linear(in_features, dim)
+        self.spatial_position = nn.Parameter(torch.zeros(1, num_joints, dim))
+        self.temporal_position = nn.Parameter(torch.zeros(1, frames, dim))
+        self.spatial_blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
+        self.temporal_blocks = nn.ModuleList(self._temporal_block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
+        # One norm per view, shared by all blocks of that view, as in MixSTE.
+        self.spatial_norm = nn.LayerNorm(dim)
+        self.temporal_norm = nn.LayerNorm(dim)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out_features))
+        self.apply(_init_weights)
+        nn.init.trunc_normal_(self.spatial_position, std=0.02)
+        nn.init.trunc_normal_(self.temporal_position, std=0.02)
+
+    def _temporal_block(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> Block:
+        return Block(dim, heads, mlp_ratio, dropout)
+
+    def _memory(self, attended: AttentionOutput, frames: int) -> tuple[Tensor, Tensor] | None:
+        """What the next temporal block attends to besides its own tokens: nothing in MixSTE."""
+        return None
+
+    def check_input(self, x: Tensor) -> None:
+        """ValueError unless x is (B, T, num_joints, in_features) with 1 <= T <= frames."""
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[2:] != (self.num_joints, self.in_features):
+            raise ValueError(f"x must have shape (B, T, {self.num_joints}, {self.in_features}); got {shape}")
+        if not 1 <= x.shape[1] <= self.frames:
+            raise ValueError(
+                f"x has T = {x.shape[1]} frames but the model has positional embeddings for 1..{self.frames}; "
+                "split the sequence (lift_sequence) or build the model with a larger frames"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        b, t, j, _ = x.shape
+        x = F.dropout(self.embed(x) + self.spatial_position, self.dropout, self.training)
+        memory = None
+        for i, (spatial, temporal) in enumerate(zip(self.spatial_blocks, self.temporal_blocks)):
+            x = self.spatial_norm(spatial(x.reshape(b * t, j, -1))[0])
+            x = x.reshape(b, t, j, -1).transpose(1, 2).reshape(b * j, t, -1)  # joints' trajectories
+            if i == 0:
+                x = F.dropout(x + self.temporal_position[:, :t], self.dropout, self.training)
+            x, attended = temporal(x, memory)
+            x = self.temporal_norm(x)
+            memory = self._memory(attended, t)
+            x = x.reshape(b, j, t, -1).transpose(1, 2)
+        return self.head(x)
+
+
+def _init_weights(module: nn.Module) -> None:
+    # ViT's initialisation, which MixSTE uses; the pyramids keep their upsampling initialisation.
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Losses, test-time augmentation, long sequences
+# ---------------------------------------------------------------------------------------------------
+
+
+def _joint_weights(weights: Sequence[float] | Tensor, like: Tensor) -> Tensor:
+    """(J,) weights as a tensor on ``like``'s device and dtype, checked against its J (..., J, 3)."""
+    w = torch.as_tensor(weights, dtype=like.dtype, device=like.device)
+    if w.shape != like.shape[-2:-1]:
+        raise ValueError(
+            f"joint weights must have shape (J,) = ({like.shape[-2]},) to match poses "
+            f"{format_shape(tuple(like.shape))}; "
+            f"got {format_shape(tuple(w.shape))}"
+        )
+    return w
+
+
+def weighted_mpjpe(pred: Tensor, target: Tensor, weights: Sequence[float] | Tensor = H36M_JOINT_WEIGHTS) -> Tensor:
+    """Weighted MPJPE, MixSTE's position loss: ``mean over poses and joints of w_j |pred_j - target_j|``.
+
+    pred, target (..., J, 3); weights (J,), by default `H36M_JOINT_WEIGHTS`. The mean is over the J
+    joints (not divided by the sum of the weights), so all-ones weights give the plain MPJPE.
+    Units: those of the input.
+    """
+    check_points(pred, "pred", dims=("J",))
+    check_points(target, "target", dims=("J",))
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape; got {format_shape(tuple(pred.shape))} "
+                         f"and {format_shape(tuple(target.shape))}")
+    return (_joint_weights(weights, pred) * torch.linalg.vector_norm(pred - target, dim=-1)).mean()
+
+
+def temporal_consistency(pred: Tensor, weights: Sequence[float] | Tensor = H36M_JOINT_WEIGHTS) -> Tensor:
+    """MixSTE's temporal consistency loss: ``mean over t, j, xyz of w_j (x_{t+1,j} - x_{t,j})^2``.
+
+    pred (..., T, J, 3) with T >= 2; it penalises the prediction's own frame-to-frame motion (no
+    target), limb ends more (weights (J,), default `H36M_JOINT_WEIGHTS`). Units: input units squared.
+    """
+    check_points(pred, "pred", dims=("T", "J"))
+    if pred.shape[-3] < 2:
+        raise ValueError(f"pred needs T >= 2 frames in (..., T, J, 3); got {format_shape(tuple(pred.shape))}")
+    steps = torch.diff(pred, dim=-3)
+    return (_joint_weights(weights, pred)[:, None] * steps.square()).mean()
+
+
+def lifting_loss(
+    pred: Tensor,
+    target: Tensor,
+    *,
+    joint_weights: Sequence[float] | Tensor = H36M_JOINT_WEIGHTS,
+    consistency_weight: float = 0.5,
+    velocity_weight: float = 2.0,
+) -> dict[str, Tensor]:
+    """MixSTE's and RTPCA's training loss ``L = L_wmpjpe + 0.5 L_tc + 2.0 L_mpjve`` with its parts.
+
+    pred, target (B, T, J, 3). Returns a dict for `hmrlab.training.loop.fit`: ``loss`` (the sum) and the
+    terms ``wmpjpe`` (`weighted_mpjpe`), ``tc`` (`temporal_consistency`) and ``mpjve``
+    (`hmrlab.metrics.mpjve`), unweighted. The weights are the reference ones by default.
+    """
+    terms = {
+        "wmpjpe": weighted_mpjpe(pred, target, joint_weights),
+        "tc": temporal_consistency(pred, joint_weights),
+        "mpjve": mpjve(pred, target),
+    }
+    return {"loss": terms["wmpjpe"] + consistency_weight * terms["tc"] + velocity_weight * terms["mpjve"], **terms}
+
+
+def flip_test(model: nn.Module, x: Tensor, flip_permutation: Sequence[int] | np.ndarray | None = None) -> Tensor:
+    """Flip test-time augmentation: the mean of ``model(x)`` and ``mirror(model(mirror(x)))``.
+
+    x (B, T, J, 2) normalized screen coordinates -> (B, T, J, 3). ``mirror`` negates x and swaps
+    left and right joints (`flip_permutation`, default ``H36M_17.flip_permutation``), exactly as
+    `hmrlab.data.datasets.LiftingWindows` flips training items; a model that had learnt the body's
+    symmetry perfectly would give the same answer on both, so averaging removes part of its error.
+    """
+    permutation = torch.as_tensor(H36M_17.flip_permutation if flip_permutation is None else flip_permutation)
+    if sorted(permutation.tolist()) != list(range(x.shape[-2])):
+        raise ValueError(f"flip_permutation must be a permutation of range(J) with J = {x.shape[-2]}; "
+                         f"got {permutation.tolist()}")
+    return (model(x) + mirror_poses(model(mirror_poses(x, permutation)), permutation)) / 2
+
+
+def lift_sequence(model: MixSTE, poses_2d: Tensor, *, flip: bool = False, batch_size: int = 16) -> Tensor:
+    """Lift a whole sequence (T, J, 2) -> (T, J, 3) with a clip model, in clips of ``model.frames``.
+
+    Like MixSTE's evaluation: the sequence is cut into consecutive clips of ``F = model.frames``
+    frames, the last one ending at the sequence's end (so it overlaps the previous clip, whose
+    predictions it replaces there). A sequence shorter than F is lifted in one clip. With ``flip``
+    every clip goes through `flip_test` (H36M_17's symmetry). Runs in the model's current mode;
+    call ``model.eval()`` and ``torch.no_grad()`` for inference.
+    """
+    check_points(poses_2d, "poses_2d", dims=("T", "J"), last_dim=2)
+    if poses_2d.dim() != 3:
+        raise ValueError(f"poses_2d must have shape (T, J, 2); got {format_shape(tuple(poses_2d.shape))}")
+    lift = (lambda clips: flip_test(model, clips)) if flip else model
+    frames, length = model.frames, poses_2d.shape[0]
+    if length <= frames:
+        return lift(poses_2d[None])[0]
+    starts = list(range(0, length - frames + 1, frames))
+    if starts[-1] + frames < length:
+        starts.append(length - frames)
+    clips = torch.stack([poses_2d[s : s + frames] for s in starts])
+    lifted = torch.cat([lift(chunk) for chunk in clips.split(batch_size)])
+    out = poses_2d.new_empty(length, poses_2d.shape[1], lifted.shape[-1])
+    for start, clip in zip(starts, lifted):
+        out[start : start + frames] = clip
+    return out

@@ -1,0 +1,186 @@
+"""Video mesh recovery on 3DPW-format clips: LIFD-HMR (`hmrlab.models.lifd_hmr.LIFDHMR`) trained end to end.
+
+A clip of T frames, all cropped about the person with one box (`hmrlab.data.datasets.VideoClips`),
+and the 2D Human3.6M joints of every frame go in; the middle frame's mesh (13,718 vertices of the
+free body model) comes out. The paper feeds 16-frame clips at 224x224 through a pretrained
+ResNet-50 and 2D joints from a detector (as PMCE does); here the backbone is randomly initialised
+(no weights offline), smaller crops and clips keep a CPU run short, and the 2D joints are the
+ground truth's, projected by the crop's camera (`hmrlab.data.datasets.clip_targets`), optionally with Gaussian noise.
+Images go in as read, in [0, 1]: a backbone trained from scratch needs no ImageNet normalisation.
+
+Configuration ``data`` keys (all optional):
+
+- ``dir``: a 3DPW-format folder (default `hmrlab.paths.SYNTH_3DPW`); trains on its
+  ``train`` sequences, validates and benchmarks on its ``test`` sequences;
+- ``clip_length``: frames per clip T (default 8; the model's ``frames`` follows it; the paper: 16);
+- ``stride``: frames between the starts of training clips (default 4; validation clips do not overlap);
+- ``crop_size``: the crop's side, or [height, width], in pixels (default 96; the paper: 224);
+- ``scale``: the crop box's enlargement around the person (default 1.25, as `VideoClips`);
+- ``noise``: standard deviation in crop pixels of Gaussian noise added to the training clips' 2D
+  joints (default 0; validation and the benchmark always see the exact ground-truth 2D).
+
+Validation reports ``mpjpe``: mm, the middle frame's joints regressed from the mesh against the
+target's, both pelvis-relative. `benchmark` predicts every frame of every test actor from a clip
+centred on it (`hmrlab.data.datasets.CentredClips`, the ends padded by repeating the first/last frame, as VideoPose3D
+and `hmrlab.models.mixste.lift_sequence` pad) and scores the meshes with 3DPW's protocol
+(`hmrlab.evaluation.pw3d_split.score_frames`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from hmrlab import metrics, paths
+from hmrlab.data.datasets import CentredClips, ClipSamples, VideoClips
+from hmrlab.evaluation import pw3d_split
+from hmrlab.models.lifd_hmr import lifd_hmr
+from hmrlab.training.config import RunConfig
+from hmrlab.training.loop import to_device
+from hmrlab.training.task import Task
+
+DATA_KEYS = ("dir", "clip_length", "stride", "crop_size", "scale", "noise")
+# PMCE-style L1 terms, all weighted 1: the full mesh, the coarse mesh, the joints regressed from
+# the mesh, and the pose estimator's joints of every frame (see `loss`).
+LOSS_WEIGHTS = {"mesh": 1.0, "coarse_mesh": 1.0, "joints": 1.0, "poses_3d": 1.0}
+
+
+def _data_settings(config: RunConfig) -> dict[str, Any]:
+    unknown = sorted(set(config.data) - set(DATA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown data keys {unknown} for the video task; the known keys are {list(DATA_KEYS)}")
+    settings = {"dir": paths.SYNTH_3DPW, "clip_length": 8, "stride": 4, "crop_size": 96, "scale": 1.25,
+                "noise": 0.0, **config.data}
+    settings["dir"] = Path(settings["dir"])
+    size = settings["crop_size"]
+    if not (isinstance(size, int) or (isinstance(size, (list, tuple)) and len(size) == 2)):
+        raise ValueError(f"data.crop_size must be one side or [height, width] in pixels; got {size!r}")
+    settings["crop_size"] = (size, size) if isinstance(size, int) else tuple(size)
+    for name in ("clip_length", "stride"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"data.{name} must be a positive integer (frames); got {value!r}")
+    if settings["noise"] < 0:
+        raise ValueError(f"data.noise must be >= 0 (pixels of the crop); got {settings['noise']!r}")
+    return settings
+
+
+def _clips(
+    config: RunConfig, split: str, centred: bool = False, folder: Path | None = None
+) -> VideoClips | CentredClips:
+    """The configured clips of ``folder`` (default ``data.dir``): `CentredClips` or `VideoClips`
+    (every ``stride`` frames for ``"train"``, non-overlapping for ``"test"``)."""
+    settings = _data_settings(config)
+    folder = settings["dir"] if folder is None else Path(folder)
+    sequences = pw3d_split.load_split(folder, split)
+    sizes = {"clip_length": settings["clip_length"], "crop_size": settings["crop_size"], "scale": settings["scale"]}
+    if centred:
+        return CentredClips(sequences, folder / "imageFiles", **sizes)
+    stride = settings["stride"] if split == "train" else settings["clip_length"]
+    return VideoClips(sequences, folder / "imageFiles", stride=stride, **sizes)
+
+
+def build_datasets(config: RunConfig) -> tuple[ClipSamples, ClipSamples]:
+    """Training clips of the ``train`` sequences (every ``stride`` frames) and non-overlapping
+    validation clips of the ``test`` sequences, as `ClipSamples`."""
+    return ClipSamples(_clips(config, "train"), _data_settings(config)["noise"]), ClipSamples(_clips(config, "test"))
+
+
+def _relative(points: Tensor, joints: Tensor) -> Tensor:
+    """Points (B, N, 3) relative to the pelvis of joints (B, J, 3)."""
+    return points - joints[:, :1]
+
+
+def loss(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """PMCE-style L1 losses on a batch of `ClipSamples`, weighted by `LOSS_WEIGHTS`.
+
+    ``mesh``: the full mesh (B, 13718, 3) of the middle frame; ``coarse_mesh``: LDMP's coarse mesh
+    (B, 431, 3); ``joints``: the 17 joints regressed from the mesh, each relative to the predicted
+    pelvis (the regressed joint 0); ``poses_3d``: the pose estimator's joints of every frame
+    (B, T, 17, 3), relative to each frame's pelvis. Targets pelvis-relative (`clip_targets`), metres.
+    """
+    out = model(batch["images"], batch["keypoints_2d"])
+    middle = batch["joints"][:, batch["joints"].shape[1] // 2]
+    terms = {
+        "mesh": F.l1_loss(_relative(out.vertices, out.joints), batch["vertices"]),
+        "coarse_mesh": F.l1_loss(_relative(out.coarse_vertices, out.joints), batch["coarse_vertices"]),
+        "joints": F.l1_loss(_relative(out.joints, out.joints), middle),
+        "poses_3d": F.l1_loss(out.poses_3d - out.poses_3d[:, :, :1], batch["joints"]),
+    }
+    return {"loss": sum(LOSS_WEIGHTS[name] * value for name, value in terms.items()), **terms}
+
+
+def clip_mpjpe(model: nn.Module, batch: dict[str, Tensor]) -> float:
+    """MPJPE in mm of the middle frames' joints regressed from the predicted meshes, pelvis-aligned."""
+    out = model(batch["images"], batch["keypoints_2d"])
+    target = batch["joints"][:, batch["joints"].shape[1] // 2]
+    return 1000 * float(metrics.mpjpe(out.joints, target, root=0))
+
+
+def _predict(model: nn.Module, samples: ClipSamples, batch_size: int, items: list[int] | None = None):
+    """Pelvis-relative predicted and target middle-frame meshes (N, V, 3) and images (N, 3, H, W)."""
+    device = next(model.parameters()).device
+    subset = samples if items is None else torch.utils.data.Subset(samples, items)
+    predicted, targets, images = [], [], []
+    for batch in DataLoader(subset, batch_size=batch_size):
+        out = model(*(to_device(batch[key], device) for key in ("images", "keypoints_2d")))
+        predicted.append(_relative(out.vertices, out.joints).cpu())
+        targets.append(batch["vertices"])
+        images.append(batch["images"][:, batch["images"].shape[1] // 2])
+    return torch.cat(predicted), torch.cat(targets), torch.cat(images)
+
+
+def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame:
+    """3DPW's table (`pw3d_split.score_frames`) of every frame of every test actor of a 3DPW-format
+    ``folder``, each predicted from the `CentredClips` clip centred on it (the configured clip
+    length, crop and scale), fed the ground-truth 2D joints."""
+    clips = _clips(config, "test", centred=True, folder=folder)
+    with torch.no_grad():
+        predicted, targets, _ = _predict(model, ClipSamples(clips), config.batch_size)
+    return pw3d_split.score_frames(clips.keys, predicted, targets)
+
+
+def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
+    """`benchmark` on the configured data folder's test sequences."""
+    return benchmark(model, config, _data_settings(config)["dir"])
+
+
+def example_inputs(config: RunConfig) -> tuple[Tensor, Tensor]:
+    """One clip (1, T, 3, H, W) and its 2D joints (1, T, 17, 2): what the model reads per forward pass."""
+    settings = _data_settings(config)
+    frames = settings["clip_length"]
+    return torch.zeros(1, frames, 3, *settings["crop_size"]), torch.zeros(1, frames, 17, 2)
+
+
+def examples(model: nn.Module, config: RunConfig, count: int) -> dict[str, Tensor]:
+    """``count`` test frames spread evenly over the test actors: ``images`` (n, 3, H, W) in [0, 1]
+    (the middle frames of their centred clips), ``pred_vertices`` and ``target_vertices`` (n, V, 3),
+    metres, pelvis-relative."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1; got {count}")
+    samples = ClipSamples(_clips(config, "test", centred=True))
+    items = np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int).tolist()
+    with torch.no_grad():
+        predicted, targets, images = _predict(model, samples, config.batch_size, items)
+    return {"images": images, "pred_vertices": predicted, "target_vertices": targets}
+
+
+TASK = Task(
+    models={"LIFDHMR": lifd_hmr},
+    build_datasets=build_datasets,
+    loss=loss,
+    metrics={"mpjpe": clip_mpjpe},
+    evaluate=evaluate,
+    best_metric="val_mpjpe",
+    default_model_args=lambda config: {"frames": _data_settings(config)["clip_length"]},
+    benchmark=benchmark,
+    example_inputs=example_inputs,
+    examples=examples,
+)
