@@ -4,12 +4,13 @@
     python3 tasks.py test        # set up, then run the whole test suite (what CI runs)
     python3 tasks.py notebooks   # set up, then execute every notebook headless into build/notebooks/
     python3 tasks.py release     # set up, then build the student edition (nbgrader) into build/course/release/
+    python3 tasks.py bench       # set up, then run every benchmark and print one table of ratios (ours / reference)
 
 Setting up means: a virtual environment in `.venv/`, this package installed into it in editable
 mode with its `lab`, `test` and `course` extras, and a Jupyter kernel named `hmrlab` registered inside it.
 The setup is skipped when `pyproject.toml` has not changed since the last one, so re-running a
-command is fast. Extra arguments after the command go to the tool it runs (JupyterLab, pytest or
-papermill's notebook list).
+command is fast. Extra arguments after the command go to the tool it runs (JupyterLab, pytest,
+papermill's notebook list, or the benchmark runner: `--quick`, `--only NAME`, `--threads N`).
 """
 
 from __future__ import annotations
@@ -141,8 +142,16 @@ def release(extra: list[str]) -> None:
     run(python, "course/release.py", "build", *extra)
 
 
+def bench(extra: list[str]) -> None:
+    """Run every benchmark (or `--only NAME ...`) on one torch thread unless told, and print one table:
+    ours against the reference each names (`python -m benchmarks`, benchmarks/__main__.py)."""
+    python = setup()
+    run(python, "-m", "benchmarks", *extra)
+
+
 COMMANDS = {
-    "lab": lab, "test": test, "notebooks": notebooks, "release": release, "setup": lambda extra: setup(),
+    "lab": lab, "test": test, "notebooks": notebooks, "release": release, "bench": bench,
+    "setup": lambda extra: setup(),
 }
 
 

@@ -1,6 +1,6 @@
 """Params and OPs of BiDRN, its full-precision twin and a Hand4Whole-style model (a script, not a test).
 
-Run ``python benchmarks/bench_bidrn.py``: builds the three whole-body models of
+Run ``python benchmarks/bench_bidrn.py`` from the repository root: builds the three whole-body models of
 `hmrlab.models.bidrn` at the paper's sizes (backbone width 64, a 512x384 image, body crop 256x192,
 hand crops 256x256, face crop 192x192, batch 1) and prints, per model and per part, the parameters
 and operations in the binary-network convention of `hmrlab.nn.binary.count_ops` (params = real +
@@ -9,6 +9,8 @@ It also prints the MACs of the four RoIAlign crops alone: `hmrlab.nn.roi_align` 
 two dense matrix products (separable interpolation), which the FLOP counter sees, whereas the usual
 counters (thop, fvcore) give torchvision's gather-based ``roi_align`` no cost at all; the totals
 "without crops" are the ones comparable with the paper. Takes a few minutes on a 2-core CPU.
+``rows`` gives BiDRN's and Hand4Whole's totals without crops against the paper's to
+``python -m benchmarks``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ from __future__ import annotations
 import time
 
 import torch
+from timing import Row
 from torch import nn
 
 from hmrlab.complexity import format_count, measure
 from hmrlab.models.bidrn import PAPER_COMPLEXITY, BiDRN, crop_boxes, hand4whole
-from hmrlab.nn.binary import count_ops, is_binary_layer
+from hmrlab.nn.binary import BinaryComplexity, count_ops, is_binary_layer
 
 IMAGE = (512, 384)
+QUICK_IMAGE = (256, 192)  # the crops keep their sizes; only the box net sees fewer pixels
+MODELS = {
+    "BiDRN (binary)": lambda: BiDRN(True),
+    "BiDRN full-precision twin": lambda: BiDRN(False),
+    "Hand4Whole-style (torchvision ResNets)": hand4whole,
+}
 PARTS = {
     "body backbone": "body_backbone", "hand backbone": "hand_backbone", "face backbone": "face_backbone",
     "box net": "box_net", "body heads": ("body_position", "body_rotation", "shape_out", "camera_out"),
@@ -56,23 +65,40 @@ class Crops(nn.Module):
         return [crop_boxes(images, box, shape) for shape in self.shapes]
 
 
+def paper_figures(name: str) -> tuple[float, float]:
+    """(params, OPs) the appendix reports for a model of `MODELS` (the twin is compared with Hand4Whole)."""
+    return PAPER_COMPLEXITY["BiDRN" if "binary" in name else "Hand4Whole"]
+
+
+def count(name: str, image_size: tuple[int, int]) -> tuple[BiDRN, BinaryComplexity, float, float]:
+    """A model of `MODELS`, its counts on one image, the MACs of its four crops, and the seconds counting took."""
+    image = torch.rand(1, 3, *image_size, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    start = time.perf_counter()
+    counts = count_ops(model, image)
+    seconds = time.perf_counter() - start
+    return model, counts, measure(Crops(model), image).macs, seconds
+
+
+def rows(quick: bool) -> list[Row]:
+    image = QUICK_IMAGE if quick else IMAGE
+    table = []
+    for name in ("BiDRN (binary)",) if quick else ("BiDRN (binary)", "Hand4Whole-style (torchvision ResNets)"):
+        _, counts, crops, _ = count(name, image)
+        params, ops = paper_figures(name)
+        where = f"{name.split(' (')[0]}, {image[0]}x{image[1]} image"
+        table += [Row(f"{where}, params (32-bit equiv.)", counts.params, "paper, Tables 2/8", params, "count"),
+                  Row(f"{where}, OPs without the crops", counts.ops - crops, "paper, Tables 2/8", ops, "count")]
+    return table
+
+
 def main() -> None:
     torch.set_num_threads(2)
-    image = torch.rand(1, 3, *IMAGE, generator=torch.Generator().manual_seed(0))
-    models = {
-        "BiDRN (binary)": lambda: BiDRN(True),
-        "BiDRN full-precision twin": lambda: BiDRN(False),
-        "Hand4Whole-style (torchvision ResNets)": hand4whole,
-    }
     print(f"image 1x3x{IMAGE[0]}x{IMAGE[1]}, torch {torch.__version__}, CPU; OPs = real MACs + binary MACs / 64")
-    for name, build in models.items():
-        torch.manual_seed(0)
-        model = build()
-        start = time.perf_counter()
-        counts = count_ops(model, image)
-        seconds = time.perf_counter() - start
-        paper = PAPER_COMPLEXITY["BiDRN" if "binary" in name else "Hand4Whole"]
-        crops = measure(Crops(model), image).macs
+    for name in MODELS:
+        model, counts, crops, seconds = count(name, IMAGE)
+        paper = paper_figures(name)
         print(f"\n{name}: params {format_count(counts.params)} (paper {format_count(paper[0])}), "
               f"OPs {format_count(counts.ops)} (paper {format_count(paper[1])}); "
               f"binary params {format_count(counts.params_binary)}, real params {format_count(counts.params_real)}, "

@@ -1,6 +1,6 @@
 """Complexity and a short training run of the keypoints-guided lightweight HMR (a script, not a test).
 
-    python benchmarks/bench_keypoint_hmr.py [--epochs 0] [--size 64] [--threads 1]
+    python benchmarks/bench_keypoint_hmr.py [--epochs 0] [--size 64] [--threads 1]    # from the repository root
 
 Prints, measured with `hmrlab.complexity.measure` on one 256x256 image:
 
@@ -11,16 +11,18 @@ Prints, measured with `hmrlab.complexity.measure` on one 256x256 image:
 3. median CPU time of one forward pass (batch 1, 256x256);
 4. with ``--epochs N``: N epochs of end-to-end training on the shipped synthetic 3DPW-like set
    (crops of ``--size`` pixels, train/test split of the files), with each epoch's losses and MPJPE.
+
+``rows`` gives 1 and 2's counts against the paper's to ``python -m benchmarks``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import pandas as pd
 import torch
+from timing import Row, median_seconds
 
 from hmrlab import paths
 from hmrlab.complexity import format_count, measure
@@ -29,6 +31,9 @@ from hmrlab.nn.mgfenet import complexity_table
 from hmrlab.training.tasks.mesh import train_keypoint_hmr
 
 SYNTH = paths.SYNTH_3DPW
+# Table II, "Ours, MGFENet": 10.9 M parameters, 0.8 GFLOPs (read as MACs, as `PAPER_TABLE` of
+# hmrlab.nn.mgfenet reads Tables III and IV).
+PAPER_TABLE_II = {"params": 10.9e6, "MACs": 0.8e9}
 
 
 def print_backbones() -> None:
@@ -38,19 +43,23 @@ def print_backbones() -> None:
         print(complexity_table((256, 256), late_downsample=late).to_string(float_format=lambda x: f"{x:,.2f}"))
 
 
-def print_networks() -> None:
+def network_complexity(keypoints: int = 91, attention: str = "gau", head: str = "simcc"):
+    """`hmrlab.complexity.measure` of the whole network on one 256x256 image."""
     # A random image, not a blank one: on a constant image every keypoint token is the same vector up to
     # sign after the LayerNorm, the keypoints fall on a line, and IK's swing of exactly opposite bones is NaN.
     images = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    return measure(KeypointHMR(num_keypoints=keypoints, attention=attention, head=head), images)
+
+
+def print_networks() -> None:
     rows = []
     for keypoints in (91, 96):
         for attention in ("gau", "standard", "none"):
             for head in ("simcc", "regression"):
                 if keypoints == 96 and (attention, head) != ("gau", "simcc"):
                     continue
-                torch.manual_seed(0)
-                model = KeypointHMR(num_keypoints=keypoints, attention=attention, head=head)
-                measured = measure(model, images)
+                measured = network_complexity(keypoints, attention, head)
                 parts = {name: format_count(flops // 2) for name, flops in measured.by_module.items()}
                 rows.append({"K": keypoints, "attention": attention, "head": head,
                              "params": format_count(measured.params), "MACs": format_count(measured.macs), **parts})
@@ -63,14 +72,26 @@ def time_forward(repeats: int = 5) -> None:
     torch.manual_seed(0)
     model = KeypointHMR().eval()
     images = torch.rand(1, 3, 256, 256)
-    times = []
     with torch.no_grad():
-        model(images)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(images)
-            times.append(time.perf_counter() - start)
-    print(f"\nforward, batch 1, 256x256, {torch.get_num_threads()} thread(s): median {1000 * statistics.median(times):.0f} ms")
+        seconds = median_seconds(lambda: model(images), repeats)
+    print(f"\nforward, batch 1, 256x256, {torch.get_num_threads()} thread(s): median {1000 * seconds:.0f} ms")
+
+
+def rows(quick: bool) -> list[Row]:
+    """The whole network (91 keypoints, GAU, SimCC) against Table II; in full mode also the backbones
+    against Tables III/IV (the authors' stride schedule). Counts at 256x256 in both modes."""
+    measured = network_complexity()
+    table = [Row(f"KeypointHMR (K 91, GAU, SimCC) {unit}", value, "paper, Table II", PAPER_TABLE_II[unit], "count")
+             for unit, value in (("params", measured.params), ("MACs", measured.macs))]
+    if not quick:
+        backbones = complexity_table((256, 256), late_downsample=True)
+        for name in ("+ global filter = MGFENet", "MobileNetV3", "ResNet-18"):
+            for unit in ("params", "MACs"):
+                paper = backbones.loc[name, f"{unit} (paper)"]
+                if paper == paper:  # NaN where the paper gives no figure
+                    table.append(Row(f"backbone {name.removeprefix('+ global filter = ')} {unit}",
+                                     float(backbones.loc[name, unit]), "paper, Tables III/IV", float(paper), "count"))
+    return table
 
 
 def train(epochs: int, size: int) -> None:

@@ -1,26 +1,30 @@
 """Time LDMP's parallel branches against the sequential ones (a script, not a test).
 
-Run ``python benchmarks/bench_ldmp.py [--repeats N] [--threads 1 2]``: for LDMP at PMCE's sizes
-(17 joints, the free body model's 431 coarse vertices, 64 channels, 3 layers, a 2048-wide context),
-pooled (C/4, N/4) and standard attention, batch sizes 1 and 8, it prints the median wall time of a
-forward pass without gradients and of a forward + backward pass, sequential and parallel (a second
-thread on the CPU; a second CUDA stream on a GPU, when there is one), and the paper's ratio
-``sequential / parallel`` (> 1: parallel is faster; the paper reports 1.14x). Sequential and parallel
-runs alternate, so that a change in the machine's load hits both; the ratio is the median of the
-per-pair ratios. Figures depend on the machine and its load: print ``uptime`` with them.
+Run ``python benchmarks/bench_ldmp.py [--repeats N] [--threads 1 2]`` from the repository root: for
+LDMP at PMCE's sizes (17 joints, the free body model's 431 coarse vertices, 64 channels, 3 layers, a
+2048-wide context), pooled (C/4, N/4) and standard attention, batch sizes 1 and 8, it prints the
+median wall time of a forward pass without gradients and of a forward + backward pass, sequential
+and parallel (a second thread on the CPU; a second CUDA stream on a GPU, when there is one), and the
+paper's ratio ``sequential / parallel`` (> 1: parallel is faster; the paper reports 1.14x).
+Sequential and parallel runs alternate, so that a change in the machine's load hits both; the ratio
+is the median of the per-pair ratios. Figures depend on the machine and its load: print ``uptime``
+with them. ``rows`` gives the CPU figures to ``python -m benchmarks`` on the runner's thread count,
+as ``parallel / sequential`` (the paper's 1.14x is 0.88 there).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from timing import Row, paired_seconds, time_row
 
 from hmrlab import body
 from hmrlab.models.lifd_hmr import LDMP, nearest_joint
+
+ATTENTION = {"C/4, N/4": 4, "standard": 1}
 
 
 def vertex_joint() -> torch.Tensor:
@@ -30,21 +34,6 @@ def vertex_joint() -> torch.Tensor:
     return nearest_joint(coarse, torch.tensor(arrays["J_regressor_h36m"]) @ template)
 
 
-def paired_times(runs: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None]) -> dict[str, list[float]]:
-    """Wall times of each run, alternating between them, after one warm-up each."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        run()
-    for _ in range(repeats):
-        for name, run in runs.items():
-            sync()
-            start = time.perf_counter()
-            run()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def step(model: LDMP, joints: torch.Tensor, context: torch.Tensor, parallel: bool, backward: bool) -> None:
     if backward:
         joints_out, vertices = model(joints, context, parallel=parallel)
@@ -52,6 +41,36 @@ def step(model: LDMP, joints: torch.Tensor, context: torch.Tensor, parallel: boo
     else:
         with torch.no_grad():
             model(joints, context, parallel=parallel)
+
+
+def measure(index: torch.Tensor, device: str, attention: str, batch: int, backward: bool, repeats: int,
+            sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Alternating sequential and parallel wall times of one LDMP pass (`paired_seconds`)."""
+    torch.manual_seed(0)
+    ratio = ATTENTION[attention]
+    model = LDMP(index, channel_ratio=ratio, token_ratio=ratio).to(device)
+    joints = torch.randn(batch, 17, 3, device=device)
+    context = torch.randn(batch, 2048, device=device)
+    return paired_seconds(
+        {mode: (lambda p=(mode == "parallel"): step(model, joints, context, p, backward))
+         for mode in ("sequential", "parallel")},
+        repeats, sync,
+    )
+
+
+def rows(quick: bool) -> list[Row]:
+    index = vertex_joint()
+    table = []
+    for attention in ("C/4, N/4",) if quick else tuple(ATTENTION):
+        for batch in (1,) if quick else (1, 8):
+            for backward in (False,) if quick else (False, True):
+                times = measure(index, "cpu", attention, batch, backward, 2 if quick else 5)
+                paired = statistics.median(p / s for s, p in zip(times["sequential"], times["parallel"]))
+                table.append(time_row(
+                    f"LDMP {attention}, B {batch}, {'fwd+bwd' if backward else 'forward'}, parallel branches",
+                    statistics.median(times["parallel"]), "sequential branches",
+                    statistics.median(times["sequential"]), ratio=paired))
+    return table
 
 
 def main() -> None:
@@ -70,18 +89,10 @@ def main() -> None:
         for threads in args.threads if device == "cpu" else [torch.get_num_threads()]:
             torch.set_num_threads(threads)
             where = f"cpu, {threads} thread(s)" if device == "cpu" else torch.cuda.get_device_name()
-            for name, ratio in (("C/4, N/4", 4), ("standard", 1)):
-                torch.manual_seed(0)
-                model = LDMP(index, channel_ratio=ratio, token_ratio=ratio).to(device)
+            for name in ATTENTION:
                 for batch in args.batches:
-                    joints = torch.randn(batch, 17, 3, device=device)
-                    context = torch.randn(batch, 2048, device=device)
                     for backward in (False, True):
-                        times = paired_times(
-                            {mode: (lambda p=(mode == "parallel"): step(model, joints, context, p, backward))
-                             for mode in ("sequential", "parallel")},
-                            args.repeats, sync,
-                        )
+                        times = measure(index, device, name, batch, backward, args.repeats, sync)
                         ratio_median = statistics.median(s / p for s, p in zip(times["sequential"], times["parallel"]))
                         print(f"{where:<26}{name:<11}{batch:>4}{'fwd+bwd' if backward else 'forward':>10}"
                               f"{1e3 * statistics.median(times['sequential']):>10.1f}"

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-
 # NumPy's reconstruction callables under the module names NumPy 1 and 2 (and Python 2) pickle them
 # with; taking them from `__reduce_ex__` avoids importing NumPy's private modules.
 _RECONSTRUCT = np.zeros(0).__reduce_ex__(2)[0]
@@ -115,10 +114,19 @@ def atomic_save_npz(path: str | os.PathLike, *, compress: bool = False, **arrays
     """`numpy.savez` (or `numpy.savez_compressed` with ``compress=True``) the named ``arrays`` to
     ``path`` atomically; returns ``path``.
 
-    The name is used as given: unlike `numpy.savez` on a path, no ``.npz`` is appended.
+    The name is used as given: unlike `numpy.savez` on a path, no ``.npz`` is appended. Arrays of
+    Python objects are refused (ValueError): every npz hmrlab writes loads with
+    ``numpy.load(path, allow_pickle=False)``, so reading it can run no code.
     """
     if not arrays:
         raise ValueError("atomic_save_npz needs at least one array, e.g. atomic_save_npz(path, x=x)")
+    arrays = {key: np.asarray(value) for key, value in arrays.items()}
+    objects = [key for key, value in arrays.items() if value.dtype == object]
+    if objects:
+        raise ValueError(
+            f"arrays {objects} hold Python objects; an npz must hold numbers or strings only "
+            "(it is read with allow_pickle=False). Convert them, or leave them out."
+        )
     with atomic_write(path) as tmp, open(tmp, "wb") as handle:
         (np.savez_compressed if compress else np.savez)(handle, **arrays)
     return Path(path)

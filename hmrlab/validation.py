@@ -62,10 +62,11 @@ def check_exact_shape(x: Any, name: str, pattern: Sequence[int | str]) -> None:
 
 def as_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
     """``(height, width)`` from one positive int or a pair of them (an output size, a kernel)."""
-    pair = (size, size) if isinstance(size, int) and not isinstance(size, bool) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in pair):
+    pair = (size, size) if isinstance(size, int) and not isinstance(size, bool) else size
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in pair)):
         raise ValueError(f"{name} must be a positive int or a pair (height, width) of them; got {size!r}")
-    return pair
+    return tuple(pair)
 
 
 def check_faces(faces: Any, n_vertices: int) -> np.ndarray:

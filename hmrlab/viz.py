@@ -22,7 +22,14 @@ import plotly.io as pio
 import pyvista as pv
 from vtkmodules.vtkCommonCore import vtkLogger
 
-from hmrlab.validation import check_parents, check_points, check_same_shape, format_shape, to_numpy
+from hmrlab.validation import (
+    check_faces,
+    check_parents,
+    check_points,
+    check_same_shape,
+    format_shape,
+    to_numpy,
+)
 
 # Slightly above and to the side of the front view, so that depth is visible in 3D plots.
 FIGURE_HEIGHT = 500  # pixels; JupyterLab gives a 3D scene without one only ~180 px
@@ -70,21 +77,6 @@ def _check_points(points: Any, name: str) -> np.ndarray:
     if points.ndim != 2:
         raise ValueError(f"{name} must have shape (N, 3) in metres; got {format_shape(points.shape)}")
     return points.astype(float)
-
-
-def _check_faces(faces: Any, n_vertices: int) -> np.ndarray:
-    """Triangle indices as an int (F, 3) array within [0, n_vertices), or ValueError."""
-    faces = to_numpy(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3) (triangles); got {format_shape(faces.shape)}")
-    if not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must hold integer vertex indices; got dtype {faces.dtype}")
-    if faces.size and (faces.min() < 0 or faces.max() >= n_vertices):
-        raise ValueError(
-            f"faces index vertices in [{faces.min()}, {faces.max()}] but there are "
-            f"{n_vertices} vertices: indices must lie in [0, {n_vertices - 1}]"
-        )
-    return faces.astype(np.int64)
 
 
 def _check_names(names: Sequence[str] | None, n_joints: int) -> None:
@@ -168,7 +160,7 @@ def decimate_mesh(vertices: Any, faces: Any, max_faces: int) -> tuple[np.ndarray
     silhouette where dropping random faces would leave holes.
     """
     vertices = _check_points(vertices, "vertices")
-    faces = _check_faces(faces, len(vertices))
+    faces = check_faces(faces, len(vertices))
     if max_faces < 1:
         raise ValueError(f"max_faces must be a positive number of faces; got {max_faces}")
     if len(faces) <= max_faces:
@@ -319,7 +311,7 @@ def render_mesh(
     appears on the image's right. joints (J, 3), if given, are drawn as red spheres.
     """
     vertices = _check_points(vertices, "vertices")
-    faces = _check_faces(faces, len(vertices))
+    faces = check_faces(faces, len(vertices))
     height, width = image_size
     mesh = pv.PolyData.from_regular_faces(vertices, faces)
     plotter = pv.Plotter(off_screen=True, window_size=(width, height))

@@ -33,6 +33,28 @@ def test_atomic_save_npz_needs_arrays(tmp_path):
         atomic_save_npz(tmp_path / "empty.npz")
 
 
+def test_atomic_save_npz_refuses_python_objects_and_keeps_the_old_file(tmp_path):
+    target = atomic_save_npz(tmp_path / "meta.npz", x=np.ones(2))
+    with pytest.raises(ValueError, match=r"\['meta'\] hold Python objects.*allow_pickle=False"):
+        atomic_save_npz(target, x=np.zeros(2), meta=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        atomic_save_npz(target, names=["a", None])  # a list becomes an object array
+    with np.load(target, allow_pickle=False) as data:
+        assert data.files == ["x"]
+        np.testing.assert_array_equal(data["x"], np.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["meta.npz"]
+
+
+def test_atomic_save_npz_output_loads_without_pickle(tmp_path):
+    arrays = {"names": np.array(["pelvis", "left_hip"]), "f": np.arange(6).reshape(2, 3), "s": np.float32(2)}
+    target = atomic_save_npz(tmp_path / "clean.npz", compress=True, **arrays)
+    with np.load(target, allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(arrays)
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(data[key], value)
+            assert data[key].dtype == np.asarray(value).dtype
+
+
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_failure_mid_write_keeps_old_file_and_leaves_no_temp(tmp_path, error):
     target = tmp_path / "model.pt"

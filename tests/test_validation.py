@@ -1,9 +1,14 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from hmrlab.validation import (
+    as_pair,
     check_array,
+    check_exact_shape,
+    check_faces,
     check_finite,
     check_nonempty,
     check_points,
@@ -83,3 +88,72 @@ def test_same_shape():
         match=r"pred and target must have the same shape; got \(2, 17, 3\) and \(2, 14, 3\)",
     ):
         check_same_shape(np.zeros((2, 17, 3)), np.zeros((2, 14, 3)), ("pred", "target"))
+
+
+@pytest.mark.parametrize("make", [np.zeros, torch.zeros])
+def test_check_exact_shape_accepts_any_size_for_named_dims(make):
+    check_exact_shape(make((2, 8, 5, 7)), "features", ("B", 8, "H", "W"))
+    check_exact_shape(make((0, 8, 1, 1)), "features", ("B", 8, "H", "W"))  # a size, not a value check
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 4, 5, 5), (8, 5, 5), (1, 2, 8, 5, 5)],  # wrong channels; one dimension short; one too many
+)
+def test_check_exact_shape_names_argument_pattern_and_shape(shape):
+    expected = re.escape(f"LCR input must have shape (B, 8, H, W); got {format_shape(shape)}")
+    with pytest.raises(ValueError, match=expected):
+        check_exact_shape(torch.zeros(shape), "LCR input", ("B", 8, "H", "W"))
+
+
+def test_check_exact_shape_rejects_a_non_array_with_value_error():
+    with pytest.raises(ValueError, match=r"tokens must be a tensor of shape \(B, N, 64\); got list"):
+        check_exact_shape([[0.0] * 64], "tokens", ("B", "N", 64))
+
+
+@pytest.mark.parametrize(
+    ("size", "pair"), [(7, (7, 7)), ((3, 5), (3, 5)), ([4, 2], (4, 2)), ((1, 1), (1, 1))]
+)
+def test_as_pair(size, pair):
+    result = as_pair(size, "output_size")
+    assert result == pair and type(result) is tuple
+
+
+@pytest.mark.parametrize("size", [0, -2, (3,), (3, 4, 5), (3, 0), (2.0, 2), (True, 2)])
+def test_as_pair_rejects_anything_but_positive_ints(size):
+    expected = re.escape(f"body_shape must be a positive int or a pair (height, width) of them; got {size!r}")
+    with pytest.raises(ValueError, match=expected):
+        as_pair(size, "body_shape")
+
+
+@pytest.mark.parametrize("size", [True, 2.0])
+def test_as_pair_refuses_a_bool_or_float_size(size):
+    with pytest.raises(ValueError, match="output_size must be a positive int or a pair"):  # not (1, 1) or (2, 2)
+        as_pair(size, "output_size")
+
+
+@pytest.mark.parametrize("make", [np.array, torch.tensor])
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_check_faces_returns_int64_triangles(make, dtype):
+    faces = np.array([[0, 1, 2], [2, 1, 3]], dtype=dtype)
+    checked = check_faces(make(faces), 4)
+    assert isinstance(checked, np.ndarray) and checked.dtype == np.int64
+    np.testing.assert_array_equal(checked, faces.astype(np.int64))
+    assert check_faces(faces.astype(np.uint16), 4).dtype == np.int64  # unsigned too (mesh files store uint16)
+    assert check_faces(np.zeros((0, 3), dtype=int), 0).shape == (0, 3)  # no triangles at all is valid
+
+
+@pytest.mark.parametrize(
+    ("faces", "n_vertices", "expected"),
+    [
+        (np.zeros((4, 2), dtype=int), 4, "faces must have shape (F, 3) (triangles); got (4, 2)"),
+        (np.zeros(3, dtype=int), 4, "faces must have shape (F, 3) (triangles); got (3)"),
+        (np.zeros((2, 3)), 4, "faces must hold integer vertex indices; got dtype float64"),
+        (np.array([[0, 1, 4]]), 4,
+         "faces index vertices in [0, 4] but there are 4 vertices: indices must lie in [0, 3]"),
+        (np.array([[-1, 1, 2]]), 4, "faces index vertices in [-1, 2]"),
+    ],
+)
+def test_check_faces_says_what_is_wrong(faces, n_vertices, expected):
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        check_faces(faces, n_vertices)

@@ -32,7 +32,7 @@ from hmrlab.body.lbs import (
     rigid_transform,
     skin,
 )
-from hmrlab.body.model_files import read_model_file, write_npz
+from hmrlab.body.model_files import read_model_file
 from hmrlab.body.skeletons import (
     COCO_17,
     H36M_17,
@@ -42,6 +42,7 @@ from hmrlab.body.skeletons import (
     joint_mapping,
     shared_joints,
 )
+from hmrlab.io import atomic_save_npz
 
 if TYPE_CHECKING:  # smplx (and its imports) load only when a smplx module is built
     import smplx
@@ -80,7 +81,7 @@ __all__ = [
     "SMPLX_PARENTS", "SMPL_24", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "Skeleton", "blend_shapes",
     "body_model_arrays", "body_model_file", "check_body_params", "forward_kinematics", "joint_mapping",
     "linear_blend_skinning", "load_body_model", "pose_feature", "read_model_file", "regress_joints",
-    "rigid_transform", "shared_joints", "skin", "write_npz",
+    "rigid_transform", "shared_joints", "skin",
 ]
 
 
@@ -220,7 +221,7 @@ def _build_smplx_module(
         model = smplx.SMPLX(str(file), ext="npz", gender=gender, **smplx_kwargs)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            clean = write_npz(arrays, Path(tmp) / f"SMPLX_{gender.upper()}.npz")
+            clean = atomic_save_npz(Path(tmp) / f"SMPLX_{gender.upper()}.npz", **arrays)
             model = smplx.SMPLX(str(clean), ext="npz", gender=gender, **smplx_kwargs)
     if vertex_ids is not None:
         selector_options = {k: smplx_kwargs[k] for k in ("use_hands", "use_feet_keypoints") if k in smplx_kwargs}

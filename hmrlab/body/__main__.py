@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import pickle
+from pathlib import Path
 
-from hmrlab.body.model_files import read_model_file, write_npz
+from hmrlab.body.model_files import read_model_file
+from hmrlab.io import atomic_save_npz
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,9 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     convert.add_argument("source", help="model file to read, e.g. SMPL_NEUTRAL.pkl")
     convert.add_argument("target", help="npz file to write, e.g. SMPL_NEUTRAL.npz")
     args = parser.parse_args(argv)
+    if Path(args.target).suffix != ".npz":
+        parser.error(f"the target must be an .npz file; got {args.target}. Name it <something>.npz")
     try:
         arrays = read_model_file(args.source)
-        write_npz(arrays, args.target)
+        atomic_save_npz(args.target, **arrays)
     except (OSError, ValueError, pickle.UnpicklingError) as error:
         parser.error(str(error))
     for key, array in arrays.items():

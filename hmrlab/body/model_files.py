@@ -5,7 +5,8 @@ longer imports on current NumPy: arrays such as ``shapedirs`` are chumpy ``Ch`` 
 ``J_regressor`` is a ``scipy.sparse`` matrix. Unpickling can run any callable the file names, so we
 use a restricted unpickler that admits only NumPy's and scipy.sparse's reconstruction functions and
 maps chumpy's ``Ch`` to a stand-in that keeps the wrapped array; everything else is refused.
-`write_npz` then stores the arrays as a clean `.npz` that ``numpy.load`` reads without pickle.
+`hmrlab.io.atomic_save_npz` then stores the arrays as a clean `.npz` that ``numpy.load`` reads
+without pickle.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
-from hmrlab.io import NUMPY_PICKLE_CALLABLES, RestrictedUnpickler, atomic_save_npz
+from hmrlab.io import NUMPY_PICKLE_CALLABLES, RestrictedUnpickler
 
 
 class _ChumpyArray:
@@ -120,15 +121,3 @@ def read_model_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if path.suffix == ".pkl":
         return _read_pickle(path)
     raise ValueError(f"body-model files are .npz or .pkl; got {path.name}")
-
-
-def write_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """Write `arrays` to the ``.npz`` file `path` atomically, readable with ``allow_pickle=False``."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"write_npz writes .npz files; got {path.name}. Name the output <something>.npz")
-    clean = {key: np.asarray(value) for key, value in arrays.items()}
-    objects = [key for key, value in clean.items() if value.dtype == object]
-    if objects:
-        raise ValueError(f"arrays {objects} hold Python objects; an npz must hold numbers or strings only")
-    return atomic_save_npz(path, **clean)

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hmrlab.data", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for the h36m/ and 3dpw/ sets")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sets, as shipped in data_samples/synth (default)")
+    size.add_argument("--quick", action="store_true", help="small sets, as shipped in hmrlab/assets/synth (default)")
     size.add_argument("--full", action="store_true", help=f"larger sets: {synth.FULL}, {synth_images.FULL}")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

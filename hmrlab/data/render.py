@@ -29,7 +29,7 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkFloatArray, vtkLogger, vtkUnsignedCharArray
 
 from hmrlab.data.cameras import Camera
-from hmrlab.validation import check_points, format_shape, to_numpy
+from hmrlab.validation import check_faces, check_points, format_shape, to_numpy
 
 DEFAULT_BODY_COLOR = (0.78, 0.62, 0.52)
 FLAT_BACKGROUND = (0.5, 0.5, 0.5)
@@ -138,17 +138,6 @@ def random_background(size: tuple[int, int], generator: np.random.Generator) -> 
     image = colors[0] + weight[..., None] * (colors[1] - colors[0])
     image = image + generator.normal(0.0, 0.01, size=image.shape)
     return np.clip(np.round(255 * image), 0, 255).astype(np.uint8)
-
-
-def _check_faces(faces: Any, n_vertices: int) -> np.ndarray:
-    faces = to_numpy(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(
-            f"faces must be integer triangles of shape (F, 3); got {faces.dtype} {format_shape(faces.shape)}"
-        )
-    if faces.size and (faces.min() < 0 or faces.max() >= n_vertices):
-        raise ValueError(f"faces must index vertices in [0, {n_vertices - 1}]; got [{faces.min()}, {faces.max()}]")
-    return faces.astype(np.int64)
 
 
 def _check_background(background: np.ndarray | None, camera: Camera) -> np.ndarray | None:
@@ -269,7 +258,7 @@ def render_clip(
     check_points(vertices_seq, "vertices_seq", dims=("T", "N"))
     if vertices_seq.ndim != 3:
         raise ValueError(f"vertices_seq must have shape (T, N, 3) in metres; got {format_shape(vertices_seq.shape)}")
-    faces = _check_faces(faces, vertices_seq.shape[1])
+    faces = check_faces(faces, vertices_seq.shape[1])
     background = _check_background(background, camera)
     if background is not None and not with_mask:
         raise ValueError("a background is pasted through the mask: pass with_mask=True, or background=None")

@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -90,12 +90,20 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def _is_cached(out_dir: Path, digest: str) -> bool:
+def is_cached(out_dir: Path, digest: str, files: Iterable[str]) -> bool:
+    """Whether ``out_dir`` already holds what a config makes: its ``manifest.json`` records the
+    config's `config_hash` ``digest`` and every one of ``files`` (paths relative to ``out_dir``)
+    exists. Both generators (this module's and `hmrlab.data.synth_images`) delete the manifest
+    before writing and write it last, so a manifest never vouches for half-written files."""
     try:
         manifest = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    return manifest.get("config_hash") == digest and all((out_dir / name).is_file() for name in FILES)
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("config_hash") == digest
+        and all((out_dir / name).is_file() for name in files)
+    )
 
 
 def _subject_rng(seed: int, subject: str) -> np.random.Generator:
@@ -207,7 +215,7 @@ def generate_h36m_like(
     }
     out_dir = Path(out_dir)
     digest = config_hash(config)
-    if _is_cached(out_dir, digest):
+    if is_cached(out_dir, digest, FILES):
         return out_dir
 
     arrays = body_model_arrays("smpl", model_file)

@@ -48,10 +48,9 @@ from hmrlab.data.coco import write_coco_keypoints
 from hmrlab.data.motions import ACTIONS, MAX_DURATION, generate_motion
 from hmrlab.data.pw3d import PW3D_KEYPOINTS_2D, write_3dpw
 from hmrlab.data.render import random_background, random_body_color, random_lighting, render_clip
-from hmrlab.data.synth import config_hash, standing_transl
+from hmrlab.data.synth import MANIFEST, config_hash, is_cached, standing_transl
 from hmrlab.io import atomic_write, atomic_write_text
 
-MANIFEST = "manifest.json"
 COCO_FILE = "annotations/person_keypoints_synth.json"
 # COCO's 17 keypoints are 17 of OpenPose's 18 (all but the neck), under the same names.
 _COCO_FROM_OPENPOSE = np.array([PW3D_KEYPOINTS_2D.index(name) for name in COCO_17.joint_names])
@@ -84,14 +83,6 @@ def expected_files(config: dict[str, Any]) -> list[str]:
         for i in range(config["frames_per_sequence"]):
             files += [f"imageFiles/{name}/image_{i:05d}.jpg", f"maskFiles/{name}/mask_{i:05d}.png"]
     return files
-
-
-def _is_cached(out_dir: Path, config: dict[str, Any], digest: str) -> bool:
-    try:
-        manifest = json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("config_hash") == digest and all((out_dir / name).is_file() for name in expected_files(config))
 
 
 def _remove_previous_set(out_dir: Path, keep: list[str]) -> None:
@@ -282,7 +273,7 @@ def generate_3dpw_like(
     }
     out_dir = Path(out_dir)
     digest = config_hash(config)
-    if _is_cached(out_dir, config, digest):
+    if is_cached(out_dir, digest, expected_files(config)):
         return out_dir
 
     arrays = body_model_arrays("smpl", model_file)

@@ -57,7 +57,7 @@ from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to
 from hmrlab.nn.backbones import Backbone, resnet18, resnet50
 from hmrlab.nn.binary import binary_resnet18, binary_resnet50
 from hmrlab.nn.roi_align import roi_align
-from hmrlab.validation import format_shape
+from hmrlab.validation import as_pair, format_shape
 
 __all__ = [
     "BiDRN", "PositionNet", "RotationNet", "BoxNet", "FaceRegressor", "soft_argmax_3d", "soft_argmax_2d",
@@ -236,10 +236,6 @@ class FaceRegressor(nn.Module):
 # The whole-body model
 
 
-def _pair(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
 class BiDRN(nn.Module):
     """Whole-body mesh recovery: images (B, 3, H, W) -> SMPL-X parameters, vertices and joints.
 
@@ -267,7 +263,9 @@ class BiDRN(nn.Module):
         backbones: dict[str, Backbone] | None = None,
     ):
         super().__init__()
-        self.body_shape, self.hand_shape, self.face_shape = _pair(body_shape), _pair(hand_shape), _pair(face_shape)
+        self.body_shape = as_pair(body_shape, "body_shape")
+        self.hand_shape = as_pair(hand_shape, "hand_shape")
+        self.face_shape = as_pair(face_shape, "face_shape")
         if backbones is None:
             options = dict(width=width, surrogate=surrogate, redistribution=redistribution)
             backbones = {

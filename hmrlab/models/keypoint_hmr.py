@@ -64,14 +64,14 @@ from hmrlab.body.lbs import (
 )
 from hmrlab.geometry import axis_angle_to_matrix
 from hmrlab.metrics import mpjpe
-from hmrlab.nn.attention import Attention
+from hmrlab.nn.attention import TransformerBlock
 from hmrlab.nn.backbones import Backbone
 from hmrlab.nn.ik import inverse_kinematics, twist_angles
 from hmrlab.nn.keypoints import KeypointTemplate, keypoints_from_mesh
 from hmrlab.nn.mgfenet import MGFENet
 from hmrlab.nn.rle import RealNVP, rle_loss
 from hmrlab.nn.simcc import simcc_decode
-from hmrlab.validation import format_shape
+from hmrlab.validation import check_exact_shape, format_shape
 
 __all__ = [
     "EPSILON",
@@ -89,12 +89,6 @@ __all__ = [
 ]
 
 EPSILON = (1.0, 0.01, 0.1, 0.01)  # ε_1..ε_4 of Eq. 9: keypoints (RLE), θ, β, twist (Sec. IV-B)
-
-
-def _check_tokens(x: Tensor, channels: int, tokens: int) -> None:
-    if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[1:] != (tokens, channels):
-        shape = format_shape(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must have shape (B, {tokens}, {channels}) (batch, keypoints, channels); got {shape}")
 
 
 class GatedAttentionUnit(nn.Module):
@@ -120,7 +114,7 @@ class GatedAttentionUnit(nn.Module):
 
     def attend(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Output (B, N, C) and the attention weights ``B`` (B, N, N) of tokens x (B, N, C)."""
-        _check_tokens(x, self.channels, self.num_tokens)
+        check_exact_shape(x, "x (batch, keypoints, channels)", ("B", self.num_tokens, self.channels))
         u, v, z = F.silu(self.uvz(self.norm(x))).split([self.hidden, self.hidden, self.qk_dim], -1)
         q, k = z * self.gamma[0] + self.beta[0], z * self.gamma[1] + self.beta[1]
         weights = F.relu(q @ k.transpose(-1, -2) / math.sqrt(self.qk_dim) + self.bias) ** 2
@@ -130,23 +124,21 @@ class GatedAttentionUnit(nn.Module):
         return self.attend(x)[0]
 
 
-class SelfAttentionBlock(nn.Module):
+class SelfAttentionBlock(TransformerBlock):
     """Standard attention in the same place, for the GAU's ablation: ``x + MHA(LayerNorm(x))`` (B, N, C).
 
-    Softmax multi-head self-attention (`hmrlab.nn.attention.Attention`, ``heads`` heads); parameters
-    ``4 C^2 + 6 C``, about half a GAU's at ``expansion = 2``.
+    `hmrlab.nn.attention.TransformerBlock` without its MLP (``mlp_ratio=None``): softmax multi-head
+    self-attention over the N keypoint tokens, ``heads`` heads; parameters ``4 C^2 + 6 C``, about
+    half a GAU's at ``expansion = 2``; MACs per sample ``4 N C^2 + 2 N^2 C``.
     """
 
     def __init__(self, channels: int, num_tokens: int, heads: int = 8):
-        super().__init__()
-        self.channels, self.num_tokens = channels, num_tokens
-        self.norm = nn.LayerNorm(channels)
-        self.attention = Attention(channels, heads)
+        super().__init__(channels, heads, mlp_ratio=None)
+        self.num_tokens = num_tokens
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_tokens(x, self.channels, self.num_tokens)
-        normed = self.norm(x)
-        return x + self.attention(normed, normed)
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        check_exact_shape(x, "x (batch, keypoints, channels)", ("B", self.num_tokens, self.channels))
+        return super().forward(x)
 
 
 class KeypointEstimator(nn.Module):

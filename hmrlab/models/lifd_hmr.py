@@ -57,9 +57,10 @@ from torch import Tensor, nn
 from hmrlab.body import body_model_arrays
 from hmrlab.body.lbs import regress_joints
 from hmrlab.models.mixste import MixSTE
-from hmrlab.nn.attention import LCP, LSP
+from hmrlab.nn.attention import LCP, LSP, TransformerBlock
 from hmrlab.nn.backbones import Backbone, resnet18, resnet34, resnet50
 from hmrlab.nn.wavelets import DWT2d, IDWT2d
+from hmrlab.validation import check_exact_shape
 
 __all__ = [
     "AttentionBlock",
@@ -77,39 +78,22 @@ __all__ = [
 ]
 
 
-def _check_map(x: Tensor, channels: int, name: str = "features") -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != channels:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name} must have shape (N, {channels}, H, W); got {shape}")
+class AttentionBlock(TransformerBlock):
+    """`hmrlab.nn.attention.TransformerBlock` over the positions of a map: ``(N, C, h, w) -> (N, C, h, w)``.
 
-
-class AttentionBlock(nn.Module):
-    """Pre-norm transformer block over the positions of a map: ``(N, C, h, w) -> (N, C, h, w)``.
-
-    The ``h w`` positions are the tokens: ``t = t + MHA(LN(t))``, then ``t = t + MLP(LN(t))`` with a
-    GELU MLP of width ``mlp_ratio * C`` (Vaswani et al. 2017, pre-norm as in ViT). Parameters:
-    ``4 C^2 + 2 m C + 9 C + m`` with ``m = mlp_ratio * C``; MACs for ``L = h w`` tokens:
-    ``L (4 C^2 + 2 m C) + 2 L^2 C``.
+    The ``h w`` positions are the tokens ``t`` (N, h w, C): ``t = t + MHA(LN(t))``, then
+    ``t = t + MLP(LN(t))`` with a GELU MLP of width ``m = int(mlp_ratio C)`` (Vaswani et al. 2017,
+    pre-norm as in ViT); the map is reshaped to tokens and back, nothing else. Parameters:
+    ``4 C^2 + 2 m C + 9 C + m``; MACs for ``L = h w`` tokens: ``L (4 C^2 + 2 m C) + 2 L^2 C``.
     """
 
     def __init__(self, channels: int, heads: int = 8, mlp_ratio: float = 2.0) -> None:
-        super().__init__()
-        if channels % heads:
-            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
-        hidden = round(mlp_ratio * channels)
-        self.channels = channels
-        self.norm1 = nn.LayerNorm(channels)
-        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
-        self.norm2 = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+        super().__init__(channels, heads, mlp_ratio)
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_map(x, self.channels, "x")
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        check_exact_shape(x, "x", ("N", self.channels, "H", "W"))
         n, c, h, w = x.shape
-        tokens = x.flatten(2).transpose(1, 2)  # (N, h w, C)
-        query = self.norm1(tokens)
-        tokens = tokens + self.attention(query, query, query, need_weights=False)[0]
-        tokens = tokens + self.mlp(self.norm2(tokens))
+        tokens = super().forward(x.flatten(2).transpose(1, 2))  # (N, h w, C)
         return tokens.transpose(1, 2).reshape(n, c, h, w)
 
 
@@ -131,7 +115,7 @@ class ConvBlock(nn.Module):
         self.mix = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_map(x, self.channels, "x")
+        check_exact_shape(x, "x", ("N", self.channels, "H", "W"))
         return x + self.mix(self.act(self.norm(self.conv(x))))
 
 
@@ -164,7 +148,7 @@ class HybridExtractor(nn.Module, ABC):
 
     def hybrid(self, features: Tensor) -> Tensor:
         """``F'_hybrid``: backbone maps ``(N, in_channels, H, W) -> (N, channels, H, W)``."""
-        _check_map(features, self.in_channels)
+        check_exact_shape(features, "features", ("N", self.in_channels, "H", "W"))
         return self.mix(self.project(features))
 
     def forward(self, features: Tensor) -> Tensor:

@@ -10,6 +10,10 @@ with ``depth`` pairs of transformer blocks that alternate two views of the same 
 Learned positional embeddings (one per joint, one per frame) are added once, before the first
 spatial and the first temporal block; a LayerNorm and a linear head give every frame's 3D pose.
 
+Both kinds of block are `hmrlab.nn.attention.TransformerBlock` (pre-norm, GELU MLP); RTPCA
+(`hmrlab.models.rtpca`) gives its temporal blocks' attention a pyramid on the keys and values and
+the previous block's keys as extra memory.
+
 Losses are MixSTE's: the per-joint weighted MPJPE (`weighted_mpjpe`), a temporal consistency term on
 the prediction's frame-to-frame differences (`temporal_consistency`) and the velocity error
 (`hmrlab.metrics.mpjve`), combined by `lifting_loss`. `flip_test` averages a prediction with the
@@ -19,7 +23,6 @@ mirrored prediction of the mirrored input; `lift_sequence` runs a clip model ove
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,101 +32,21 @@ from torch import Tensor, nn
 from hmrlab.body.skeletons import H36M_17
 from hmrlab.geometry import mirror_poses
 from hmrlab.metrics import mpjve
-from hmrlab.nn.attention import scaled_dot_product_attention
-from hmrlab.nn.pyramid import TemporalPyramid
+from hmrlab.nn.attention import AttentionOutput, TransformerBlock
 from hmrlab.validation import check_points, format_shape
 
 __all__ = [
     "H36M_JOINT_WEIGHTS",
-    "Attention",
-    "AttentionOutput",
-    "Block",
     "MixSTE",
     "flip_test",
     "lift_sequence",
     "lifting_loss",
-    "scaled_dot_product_attention",
     "temporal_consistency",
     "weighted_mpjpe",
 ]
 
 H36M_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5, 4.0, 4.0, 1.5, 4.0, 4.0)
 """MixSTE's per-joint loss weights for `H36M_17` (limb ends, i.e. ankles, wrists and elbows, weigh most)."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Transformer blocks
-# ---------------------------------------------------------------------------------------------------
-
-
-class AttentionOutput(NamedTuple):
-    """What an `Attention` layer computes: ``output`` (N, L, C); the ``keys`` and ``values`` (N, L, C)
-    of its own tokens after TPCA, for the next block's XLR; the ``weights`` (N, heads, L, Lk)."""
-
-    output: Tensor
-    keys: Tensor
-    values: Tensor
-    weights: Tensor
-
-
-class Attention(nn.Module):
-    """Multi-head attention over tokens (N, L, C), optionally with TPCA on K, V and extra (XLR) keys.
-
-    ``Q, K, V = x W_qkv`` (one linear layer with bias, as MixSTE), ``K, V`` refined by a
-    `TemporalPyramid` each when ``pyramid_depth > 0``, ``memory`` (keys, values) (N, M, C) appended
-    to them, heads attended separately (`scaled_dot_product_attention`), merged and projected.
-    """
-
-    def __init__(
-        self, dim: int, heads: int = 8, dropout: float = 0.0, pyramid_depth: int = 0, ratio: int = 2
-    ) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
-        self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.key_pyramid = TemporalPyramid(dim, pyramid_depth, ratio) if pyramid_depth else None
-        self.value_pyramid = TemporalPyramid(dim, pyramid_depth, ratio) if pyramid_depth else None
-
-    def _split_heads(self, x: Tensor) -> Tensor:
-        """(N, L, C) -> (N, heads, L, C / heads)."""
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-    def forward(self, x: Tensor, memory: tuple[Tensor, Tensor] | None = None) -> AttentionOutput:
-        query, keys, values = self.qkv(x).chunk(3, dim=-1)
-        if self.key_pyramid is not None:
-            keys, values = self.key_pyramid(keys), self.value_pyramid(values)
-        all_keys, all_values = keys, values
-        if memory is not None:
-            all_keys, all_values = torch.cat([keys, memory[0]], 1), torch.cat([values, memory[1]], 1)
-        out, weights = scaled_dot_product_attention(
-            self._split_heads(query), self._split_heads(all_keys), self._split_heads(all_values),
-            dropout=self.dropout, training=self.training,
-        )
-        return AttentionOutput(self.proj(out.transpose(1, 2).flatten(2)), keys, values, weights)
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block (N, L, C) -> (N, L, C): ``x + Attention(LN(x))``, then
-    ``x + MLP(LN(x))`` with a GELU MLP of width ``mlp_ratio * C``; returns the `AttentionOutput` too."""
-
-    def __init__(
-        self, dim: int, heads: int, mlp_ratio: float, dropout: float = 0.0, pyramid_depth: int = 0, ratio: int = 2
-    ) -> None:
-        super().__init__()
-        hidden = int(dim * mlp_ratio)
-        self.norm1 = nn.LayerNorm(dim)
-        self.attention = Attention(dim, heads, dropout, pyramid_depth, ratio)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
-        )
-
-    def forward(self, x: Tensor, memory: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, AttentionOutput]:
-        attended = self.attention(self.norm1(x), memory)
-        x = x + F.dropout(attended.output, self.attention.dropout, self.training)
-        return x + self.mlp(self.norm2(x)), attended
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -134,10 +57,21 @@ class Block(nn.Module):
 class MixSTE(nn.Module):
     """MixSTE (Zhang et al., CVPR 2022): 2D pose clips (B, T, J, in_features) -> 3D (B, T, J, out_features).
 
-    ``depth`` alternating spatial/temporal `Block` pairs of width ``dim`` (module docstring); clips
-    may be shorter than ``frames`` (the temporal positional embedding is sliced). Defaults are the
-    paper's Human3.6M setting (dim 512, depth 8, 8 heads, MLP ratio 2, 243 frames); inputs are
-    normalized screen coordinates, outputs root-relative metres when trained on `LiftingWindows`.
+    ``depth`` alternating spatial/temporal `TransformerBlock` pairs of width ``dim`` (module
+    docstring); clips may be shorter than ``frames`` (the temporal positional embedding is sliced).
+    Defaults are the paper's Human3.6M setting (dim 512, depth 8, 8 heads, MLP ratio 2, 243 frames);
+    inputs are normalized screen coordinates, outputs root-relative metres when trained on
+    `LiftingWindows`. `forward_with_attention` also returns every temporal block's attention.
+
+    State dict, against the authors' ``MixSTE2`` checkpoints (timm-style names): ``embed`` is their
+    ``Spatial_patch_to_embedding``; ``spatial_position``/``temporal_position`` their
+    ``Spatial_pos_embed``/``Temporal_pos_embed``; ``spatial_blocks.i``/``temporal_blocks.i`` their
+    ``STEblocks.i``/``TTEblocks.i``, in which ``norm1``, ``norm2`` keep their names, ``mlp.0``/``mlp.3``
+    are ``mlp.fc1``/``mlp.fc2``, ``attention.out`` is ``attn.proj`` and ``attention.q``, ``.k``, ``.v``
+    are the three row blocks of their fused ``attn.qkv`` (``qkv.weight.chunk(3)``, Q first; the heads
+    are split the same way); ``spatial_norm``/``temporal_norm`` their ``Spatial_norm``/``Temporal_norm``;
+    ``head`` keeps its name. Their blocks' and views' LayerNorms are built with ``eps=1e-6`` (ours
+    have the default 1e-5) and their blocks drop paths (stochastic depth) while training.
     """
 
     def __init__(
@@ -159,7 +93,7 @@ class MixSTE(nn.Module):
         self.embed = nn.Linear(in_features, dim)
         self.spatial_position = nn.Parameter(torch.zeros(1, num_joints, dim))
         self.temporal_position = nn.Parameter(torch.zeros(1, frames, dim))
-        self.spatial_blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
+        self.spatial_blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.temporal_blocks = nn.ModuleList(self._temporal_block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         # One norm per view, shared by all blocks of that view, as in MixSTE.
         self.spatial_norm = nn.LayerNorm(dim)
@@ -169,8 +103,8 @@ class MixSTE(nn.Module):
         nn.init.trunc_normal_(self.spatial_position, std=0.02)
         nn.init.trunc_normal_(self.temporal_position, std=0.02)
 
-    def _temporal_block(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> Block:
-        return Block(dim, heads, mlp_ratio, dropout)
+    def _temporal_block(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> TransformerBlock:
+        return TransformerBlock(dim, heads, mlp_ratio, dropout)
 
     def _memory(self, attended: AttentionOutput, frames: int) -> tuple[Tensor, Tensor] | None:
         """What the next temporal block attends to besides its own tokens: nothing in MixSTE."""
@@ -188,24 +122,37 @@ class MixSTE(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        """2D pose clips (B, T, J, in_features) -> 3D poses (B, T, J, out_features)."""
+        return self._lift(x, keep_attention=False)[0]
+
+    def forward_with_attention(self, x: Tensor) -> tuple[Tensor, list[AttentionOutput]]:
+        """`forward`'s poses and each temporal block's `AttentionOutput`, first block first: its
+        ``weights`` (B J, heads, T, keys), where keys is T plus the memory (RTPCA's XLR), and its keys
+        and values (B J, T, dim). For inspection: under ``torch.no_grad`` the kept maps cost memory
+        that `forward` frees block by block."""
+        return self._lift(x, keep_attention=True)
+
+    def _lift(self, x: Tensor, keep_attention: bool) -> tuple[Tensor, list[AttentionOutput]]:
         self.check_input(x)
         b, t, j, _ = x.shape
         x = F.dropout(self.embed(x) + self.spatial_position, self.dropout, self.training)
-        memory = None
+        memory, kept = None, []
         for i, (spatial, temporal) in enumerate(zip(self.spatial_blocks, self.temporal_blocks)):
-            x = self.spatial_norm(spatial(x.reshape(b * t, j, -1))[0])
+            x = self.spatial_norm(spatial(x.reshape(b * t, j, -1)))
             x = x.reshape(b, t, j, -1).transpose(1, 2).reshape(b * j, t, -1)  # joints' trajectories
             if i == 0:
                 x = F.dropout(x + self.temporal_position[:, :t], self.dropout, self.training)
-            x, attended = temporal(x, memory)
+            x, attended = temporal.attend(x, memory=memory)
             x = self.temporal_norm(x)
             memory = self._memory(attended, t)
+            if keep_attention:
+                kept.append(attended)
             x = x.reshape(b, j, t, -1).transpose(1, 2)
-        return self.head(x)
+        return self.head(x), kept
 
 
 def _init_weights(module: nn.Module) -> None:
-    # ViT's initialisation, which MixSTE uses; the pyramids keep their upsampling initialisation.
+    # ViT's initialisation, which MixSTE uses; RTPCA's pyramids keep their upsampling initialisation.
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         nn.init.zeros_(module.bias)

@@ -14,6 +14,10 @@ Choices the paper leaves open: keys and values have their own pyramid (no shared
 is not compressed; XLR uses the previous block's keys and values *after* its TPCA, pooled to ``L_D``
 frames, with gradients flowing through them; the first temporal block has no previous block and no
 XLR. Losses, flip test and sequence lifting are MixSTE's (`hmrlab.models.mixste`).
+
+In code, both are options of the one `hmrlab.nn.attention.Attention`: TPCA is a temporal block's
+``key_transform`` and ``value_transform``, XLR its ``memory``; `MixSTE.forward_with_attention` shows
+the weights over the ``T + T // r^D`` keys.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from hmrlab.models.mixste import AttentionOutput, Block, MixSTE
-from hmrlab.nn.pyramid import pyramid_lengths
+from hmrlab.models.mixste import MixSTE
+from hmrlab.nn.attention import AttentionOutput, TransformerBlock
+from hmrlab.nn.pyramid import TemporalPyramid, pyramid_lengths
 
 __all__ = ["RTPCA"]
 
@@ -57,8 +62,15 @@ class RTPCA(MixSTE):
         self.pyramid_depth, self.ratio, self.xlr, self.tpca = pyramid_depth, ratio, xlr, tpca
         super().__init__(num_joints, in_features, out_features, dim, depth, heads, mlp_ratio, frames, dropout)
 
-    def _temporal_block(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> Block:
-        return Block(dim, heads, mlp_ratio, dropout, self.pyramid_depth if self.tpca else 0, self.ratio)
+    def _temporal_block(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> TransformerBlock:
+        """MixSTE's temporal block; with TPCA, a `TemporalPyramid` each on its attention's keys and values."""
+        if not self.tpca:
+            return super()._temporal_block(dim, heads, mlp_ratio, dropout)
+        return TransformerBlock(
+            dim, heads, mlp_ratio, dropout,
+            key_transform=TemporalPyramid(dim, self.pyramid_depth, self.ratio),
+            value_transform=TemporalPyramid(dim, self.pyramid_depth, self.ratio),
+        )
 
     def _memory(self, attended: AttentionOutput, frames: int) -> tuple[Tensor, Tensor] | None:
         """XLR: this block's refined keys and values (N, T, C), pooled to ``T // r^D`` frames."""

@@ -5,7 +5,7 @@
 | `wavelets` | batched, differentiable DWT/IDWT equal to PyWavelets | LIFD-HMR (frequency split) |
 | `attention` | multi-head attention (one implementation), the pre-norm transformer block, LCP/LSP pooling, MACs | LIFD-HMR, MixSTE, RTPCA |
 | `pyramid` | temporal pyramid compression-and-amplification (TPCA) | RTPCA |
-| `backbones` | ResNet-18/34/50, MobileNetV3 with torchvision's state_dict keys, feature maps by stage | all |
+| `backbones` | ResNet-18/34/50 (`ResNetLayout` shared with the binarized ResNets), MobileNetV3, torchvision's state_dict keys, feature maps by stage | all |
 | `mgfenet` | MGFENet: 7x7 depthwise, multi-stage feature concatenation, global filter | keypoints-guided HMR |
 | `keypoints` | the 91-keypoint template (joints + surface markers) and greedy marker selection | keypoints-guided HMR |
 | `simcc` | coordinates as classification over bins | keypoints-guided HMR |
@@ -15,5 +15,5 @@
 | `bitpack` | bit-packed XNOR-popcount inference | BiDRN |
 | `roi_align` | RoIAlign with torchvision's semantics | BiDRN (Hand4Whole) |
 
-Importing any of them loads torch, NumPy and SciPy only: no renderer, no smplx, no pandas.
+Importing any of them loads torch, NumPy, SciPy and PyWavelets at most: no renderer, no smplx, no pandas.
 """

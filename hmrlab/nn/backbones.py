@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "Backbone",
+    "ResNetLayout",
     "ResNet",
     "BasicBlock",
     "Bottleneck",
@@ -180,7 +181,40 @@ class Bottleneck(nn.Module):
         return self.bn3
 
 
-class ResNet(Backbone):
+class ResNetLayout(Backbone):
+    """ResNet's stem, stages and head around any blocks (He et al. 2016, Table 1): what `ResNet` and
+    `hmrlab.nn.binary.BinaryResNet` share.
+
+    Subclasses build ``conv1`` (the 7x7/2 stem convolution), ``bn1``, ``maxpool`` (3x3/2), the stages
+    ``layer1`` ... ``layer4`` of ``width * (1, 2, 4, 8)`` planes, ``avgpool`` and the classifier ``fc``,
+    and give the stem's activation in `_stem`. The stages are ``"stem"`` (stride 2, ``width`` channels),
+    ``"layer1"`` (max-pool and layer1, stride 4) to ``"layer4"`` (stride 32).
+    """
+
+    @abstractmethod
+    def _stem(self, x: Tensor) -> Tensor:
+        """The stem's map (B, width, ceil(H / 2), ceil(W / 2)) of images (B, 3, H, W): conv1, bn1, activation."""
+
+    def _set_feature_sizes(self, width: int, expansion: int) -> None:
+        """``feature_channels`` and ``feature_strides`` for stages of ``width * (1, 2, 4, 8)`` planes
+        whose blocks output ``expansion`` times their planes."""
+        self.feature_channels = {"stem": width} | {f"layer{i + 1}": width * 2**i * expansion for i in range(4)}
+        self.feature_strides = {"stem": 2, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+
+    def _stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
+        return [
+            ("stem", self._stem),
+            ("layer1", lambda x: self.layer1(self.maxpool(x))),
+            ("layer2", self.layer2),
+            ("layer3", self.layer3),
+            ("layer4", self.layer4),
+        ]
+
+    def _head(self, x: Tensor) -> Tensor:
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ResNet(ResNetLayout):
     """ResNet of ``block`` type with ``layers[i]`` blocks in stage i+1 (He et al. 2016, Table 1).
 
     Stem: 7x7/2 convolution, batch norm, ReLU, 3x3/2 max-pool; four stages of 64, 128, 256, 512
@@ -210,10 +244,7 @@ class ResNet(Backbone):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-        self.feature_channels = {"stem": 64} | {
-            f"layer{i + 1}": planes * block.expansion for i, planes in enumerate((64, 128, 256, 512))
-        }
-        self.feature_strides = {"stem": 2, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+        self._set_feature_sizes(64, block.expansion)
 
         # torchvision's init; fc keeps PyTorch's default Linear init.
         for m in self.modules():
@@ -242,17 +273,8 @@ class ResNet(Backbone):
         layers += [block(out_channels, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def _stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
-        return [
-            ("stem", lambda x: self.relu(self.bn1(self.conv1(x)))),
-            ("layer1", lambda x: self.layer1(self.maxpool(x))),
-            ("layer2", self.layer2),
-            ("layer3", self.layer3),
-            ("layer4", self.layer4),
-        ]
-
-    def _head(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+    def _stem(self, x: Tensor) -> Tensor:
+        return self.relu(self.bn1(self.conv1(x)))
 
 
 def resnet18(

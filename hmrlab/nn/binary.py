@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmrlab import complexity
-from hmrlab.nn.backbones import Backbone
+from hmrlab.nn.backbones import ResNetLayout
+from hmrlab.validation import check_exact_shape
 
 __all__ = [
     "sign",
@@ -402,11 +403,6 @@ def _avg_pool(x: Tensor, tau: int) -> Tensor:
     return F.avg_pool2d(x, 2 * tau, 2 * tau, ceil_mode=True, count_include_pad=False)
 
 
-def _check_map(x: Tensor, channels: int, name: str) -> None:
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name} expects input of shape (B, {channels}, H, W); got {tuple(x.shape)}")
-
-
 class BNNConv(nn.Module):
     """The plain binary unit: ``BN(BinaryConv(x))``, no shortcut (Hubara et al. 2016; Figs. 2-3, "BNN").
 
@@ -427,7 +423,7 @@ class BNNConv(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_map(x, self.in_channels, type(self).__name__)
+        check_exact_shape(x, f"{type(self).__name__} input", ("B", self.in_channels, "H", "W"))
         return self.bn(self.conv(x))
 
 
@@ -488,7 +484,7 @@ class LCR(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
 
     def forward(self, a_f: Tensor) -> Tensor:
-        _check_map(a_f, self.channels, "LCR")
+        check_exact_shape(a_f, "LCR input", ("B", self.channels, "H", "W"))
         return self.bn(self.residual(a_f))
 
 
@@ -508,7 +504,7 @@ class DScR(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
 
     def forward(self, a_f: Tensor) -> Tensor:
-        _check_map(a_f, self.channels, "DScR")
+        check_exact_shape(a_f, "DScR input", ("B", self.channels, "H", "W"))
         return self.bn(self.residual(a_f, _avg_pool(a_f, self.tau)))
 
 
@@ -530,7 +526,7 @@ class FUR(nn.Module):
         self.bn = nn.BatchNorm2d(2 * tau * channels)
 
     def forward(self, a_f: Tensor) -> Tensor:
-        _check_map(a_f, self.channels, type(self).__name__)
+        check_exact_shape(a_f, f"{type(self).__name__} input", ("B", self.channels, "H", "W"))
         shortcut = self._shortcut(a_f)
         return self.bn(torch.cat([residual(shortcut) for residual in self.residuals], dim=1))
 
@@ -561,7 +557,7 @@ class FDR(nn.Module):
         self.bn = nn.BatchNorm2d(group)
 
     def forward(self, a_f: Tensor) -> Tensor:
-        _check_map(a_f, self.channels, "FDR")
+        check_exact_shape(a_f, "FDR input", ("B", self.channels, "H", "W"))
         groups = a_f.chunk(2 * self.tau, dim=1)
         return self.bn(sum(residual(a_k) for residual, a_k in zip(self.residuals, groups)))
 
@@ -646,7 +642,7 @@ class BlockResidual(nn.Module):
         return x.repeat(1, self.out_channels // self.in_channels, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_map(x, self.in_channels, "BlockResidual")
+        check_exact_shape(x, "BlockResidual input", ("B", self.in_channels, "H", "W"))
         return self.units(x) + self.shortcut(x)
 
 
@@ -682,12 +678,13 @@ class BinaryBottleneck(BlockResidual):
         super().__init__(units, in_channels, planes * self.expansion, stride)
 
 
-class BinaryResNet(Backbone):
+class BinaryResNet(ResNetLayout):
     """A ResNet whose blocks are binarized by ``style`` (``"bnn"``, ``"bireal"`` or ``"bidrn"``).
 
     Stem as ResNet's (real 7x7/2 convolution, BN, 3x3/2 max-pool) with Hardtanh for ReLU (Table 1's
     "relu -> tanh"); stages of ``width * (1, 2, 4, 8)`` planes; global average pool; real linear
-    classifier ``fc``. Follows `hmrlab.nn.backbones.Backbone`: ``forward(x)`` gives logits
+    classifier ``fc``. Stages and head are `hmrlab.nn.backbones.ResNetLayout`'s, the same code as
+    `hmrlab.nn.backbones.ResNet`'s: ``forward(x)`` gives logits
     ``(B, num_classes)`` of images ``(B, 3, H, W)``, ``forward_features(x, stages)`` the maps of
     ``"stem"``, ``"layer1"`` ... ``"layer4"`` at strides 2, 4, 8, 16, 32. ``binary=False`` is the
     full-precision twin; ``surrogate`` and ``redistribution`` are the ablations of Tables 3-4.
@@ -724,25 +721,13 @@ class BinaryResNet(Backbone):
             setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(in_channels, num_classes)
-        self.feature_channels = {"stem": width} | {
-            f"layer{i + 1}": width * 2**i * block.expansion for i in range(4)
-        }
-        self.feature_strides = {"stem": 2, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+        self._set_feature_sizes(width, block.expansion)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
-        return [
-            ("stem", lambda x: self.act(self.bn1(self.conv1(x)))),
-            ("layer1", lambda x: self.layer1(self.maxpool(x))),
-            ("layer2", self.layer2),
-            ("layer3", self.layer3),
-            ("layer4", self.layer4),
-        ]
-
-    def _head(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+    def _stem(self, x: Tensor) -> Tensor:
+        return self.act(self.bn1(self.conv1(x)))
 
 
 def binary_resnet18(binary: bool = True, *, num_classes: int = 1000, **options: Any) -> BinaryResNet:

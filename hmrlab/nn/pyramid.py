@@ -17,7 +17,8 @@ The paper gives these steps in words only; choices made here:
   nearest-neighbour upsampling (weights 1, bias 0), so that an untrained TPCA is the plain sum of the
   pyramid's levels, each repeated back to T frames.
 
-The model that uses it is `hmrlab.models.rtpca.RTPCA`.
+The model that uses it is `hmrlab.models.rtpca.RTPCA`: a pyramid each is the ``key_transform`` and
+the ``value_transform`` of its temporal blocks' `hmrlab.nn.attention.Attention`.
 """
 
 from __future__ import annotations

@@ -28,16 +28,9 @@ import math
 import torch
 from torch import Tensor
 
-from hmrlab.validation import check_finite, format_shape
+from hmrlab.validation import as_pair, check_finite, format_shape
 
 __all__ = ["roi_align", "roi_align_weights", "bin_sample_coordinates", "bilinear_weights"]
-
-
-def _pair(size: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, int) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(s, int) and s >= 1 for s in pair):
-        raise ValueError(f"{name} must be a positive int or a pair (height, width) of them; got {size!r}")
-    return pair
 
 
 def bin_sample_coordinates(
@@ -131,7 +124,7 @@ def roi_align(
     (module docstring; use True to crop images, where ``[0, 0, W, H]`` is the whole picture).
     Differentiable in ``features`` and, almost everywhere, in the box corners.
     """
-    out_h, out_w = _pair(output_size, "output_size")
+    out_h, out_w = as_pair(output_size, "output_size")
     if not isinstance(features, Tensor) or features.ndim != 4:
         shape = format_shape(features.shape) if isinstance(features, Tensor) else type(features).__name__
         raise ValueError(f"features must have shape (N, C, H, W); got {shape}")

@@ -1,17 +1,23 @@
 """A training run's configuration: `RunConfig`, read from YAML by `load_config` with overrides.
 
 A configuration file (``configs/*.yaml``) holds the fields of `RunConfig`; its ``data`` mapping goes
-to the task's datasets (each task documents its keys) and ``model_args`` to the model's constructor.
-A ``quick`` mapping of dotted keys holds the run's few-step version (``load_config(..., quick=True)``).
+to the task's datasets and ``model_args`` to the model's constructor. A ``quick`` mapping of dotted
+keys holds the run's few-step version (``load_config(..., quick=True)``).
+
+Each task declares its ``data`` keys as a frozen dataclass of `setting` fields (default, validator,
+meaning; e.g. `hmrlab.training.tasks.lifting.LiftingData`), and `data_settings` reads ``config.data``
+into it by one rule: unknown keys are refused, missing ones take the field's default, and each given
+value passes the field's validator (`positive_int`, `pixel_pair`, `path`, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -21,7 +27,8 @@ SCHEDULES = ("constant", "cosine", "exponential")
 @dataclass
 class RunConfig:
     """One training run. ``model_args`` go to the task's model constructor; ``data`` to its datasets
-    (paths, frames, subjects: see the task's module). ``batch_size`` is per process; ``lr`` is the
+    (paths, frames, subjects: the keys are the fields of the task's data settings, e.g.
+    `hmrlab.training.tasks.lifting.LiftingData`, read by `data_settings`). ``batch_size`` is per process; ``lr`` is the
     peak learning rate of AdamW, reached after ``warmup_steps`` linear steps, then held
     (``"constant"``), annealed to zero over the run (``"cosine"``) or multiplied by ``lr_decay``
     each epoch (``"exponential"``, MixSTE's schedule)."""
@@ -115,3 +122,119 @@ def load_config(
     if unknown:
         raise ValueError(f"unknown configuration keys {unknown}; the known keys are {known}")
     return RunConfig(**raw)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A task's ``data`` settings: a frozen dataclass per task, read from ``config.data`` by one rule
+
+Settings = TypeVar("Settings")
+Validator = Callable[[Any, str], Any]
+"""``check(value, key)``: the value to use for the configured ``value`` of ``key`` (``"data.frames"``),
+or ValueError saying what ``key`` must be and what came."""
+
+
+def setting(default: Any, check: Validator, doc: str) -> Any:
+    """A field of a task's data settings: its ``default``, the validator of a configured value and
+    what the key means (``doc``), kept in the field's metadata for `data_settings`."""
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def positive_int(value: Any, key: str) -> int:
+    """A whole number >= 1 (frames, samples, a stride)."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{key} must be a positive integer; got {value!r}")
+    return value
+
+
+def integer(value: Any, key: str) -> int:
+    """Any whole number (a seed)."""
+    if not _is_int(value):
+        raise ValueError(f"{key} must be an integer; got {value!r}")
+    return value
+
+
+def non_negative_float(value: Any, key: str) -> float:
+    """A number >= 0 (a noise level)."""
+    if not _is_number(value) or not value >= 0:  # `not >=` also refuses NaN
+        raise ValueError(f"{key} must be a number >= 0; got {value!r}")
+    return float(value)
+
+
+def positive_float(value: Any, key: str) -> float:
+    """A number > 0 (a scale factor)."""
+    if not _is_number(value) or not value > 0:
+        raise ValueError(f"{key} must be a number > 0; got {value!r}")
+    return float(value)
+
+
+def boolean(value: Any, key: str) -> bool:
+    """``true`` or ``false``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false; got {value!r}")
+    return value
+
+
+def text(value: Any, key: str) -> str:
+    """A non-empty string (a file's name part)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string; got {value!r}")
+    return value
+
+
+def path(value: Any, key: str) -> Path:
+    """A file or folder path (relative ones to the working directory); whether it exists is checked
+    where it is read, with the layout it must have."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{key} must be a path (a string); got {value!r}")
+    return Path(value)
+
+
+def names(value: Any, key: str) -> tuple[str, ...]:
+    """A non-empty list of names (subjects such as ``[S9, S11]``)."""
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(n, str) and n for n in value):
+        raise ValueError(f"{key} must be a non-empty list of names such as [S9, S11]; got {value!r}")
+    return tuple(value)
+
+
+def pixel_pair(value: Any, key: str, minimum: int = 1) -> tuple[int, int]:
+    """``[height, width]`` in pixels, each a whole number >= ``minimum`` (bind another minimum with
+    `functools.partial`)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(n) and n >= minimum for n in value):
+        expected = "two positive integers" if minimum == 1 else f"two integers >= {minimum}"
+        raise ValueError(f"{key} must be [height, width], {expected} (pixels); got {value!r}")
+    return tuple(value)
+
+
+def pixel_side_or_pair(value: Any, key: str) -> tuple[int, int]:
+    """One side (a square) or ``[height, width]`` in pixels, positive whole numbers; returns (H, W)."""
+    if _is_int(value) and value >= 1:
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(n) and n >= 1 for n in value):
+        return tuple(value)
+    raise ValueError(f"{key} must be one side or [height, width] in pixels, positive integers; got {value!r}")
+
+
+def data_settings(cls: type[Settings], config: RunConfig, task: str) -> Settings:
+    """``config.data`` read into the task's settings ``cls``, a dataclass of `setting` fields.
+
+    The one rule of every task: a key that is not a field of ``cls`` is refused (the message lists
+    the known keys), a missing key takes the field's default, and a given value goes through the
+    field's validator (``check(value, "data.<key>")``), whose result is the field's value.
+    ``config.data`` itself stays the plain mapping ``config.yaml`` stores. Raises ValueError.
+    """
+    fields = dataclasses.fields(cls)
+    known = [f.name for f in fields]
+    unknown = sorted(set(config.data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown data keys {unknown} for the {task} task; the known keys are {known}")
+    checked = {f.name: f.metadata["check"](config.data[f.name], f"data.{f.name}")
+               for f in fields if f.name in config.data}
+    return cls(**checked)

@@ -27,7 +27,8 @@ from torch import nn
 
 from hmrlab.io import atomic_write_text
 from hmrlab.runtime import get_device, seed_everything
-from hmrlab.training.config import RunConfig, load_config
+from hmrlab.training import tasks
+from hmrlab.training.config import RunConfig, data_settings, load_config
 from hmrlab.training.loop import (
     History,
     best_checkpoint_path,
@@ -41,8 +42,6 @@ from hmrlab.training.task import Task
 
 def get_task(name: str) -> Task:
     """The task called ``name`` (one module of `hmrlab.training.tasks` each)."""
-    from hmrlab.training import tasks
-
     return tasks.get(name)
 
 
@@ -78,6 +77,8 @@ def train(config: RunConfig) -> History:
     """
     rank, _ = init_distributed()
     task = get_task(config.task)
+    if task.data is not None:  # a bad data key fails here, before the run folder is written
+        data_settings(task.data, config, config.task)
     out = Path(config.out_dir)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,9 @@ class Task:
     ``models`` maps the names a configuration may give to constructors; ``build_datasets(config)``
     returns (train, validation) datasets whose items the default collation batches;
     ``evaluate(model, config)`` runs the benchmark protocol on the test split and returns its table;
-    ``best_metric`` is the logged validation column that selects the best epoch (lower is better).
+    ``best_metric`` is the logged validation column that selects the best epoch (lower is better);
+    ``data`` is the frozen dataclass of its ``data`` settings, which
+    `hmrlab.training.config.data_settings` reads ``config.data`` into (each field documents its key).
 
     For the collection's common benchmark (notebook 10, `benchmark`): ``benchmark(model, config,
     folder)`` scores the model on the test sequences of a 3DPW-format folder
@@ -40,6 +42,7 @@ class Task:
     evaluate: Callable[[nn.Module, RunConfig], pd.DataFrame]
     best_metric: str
     default_model_args: Callable[[RunConfig], dict[str, Any]] = lambda config: {}
+    data: type | None = None
     benchmark: Callable[[nn.Module, RunConfig, Path], pd.DataFrame] | None = None
     example_inputs: Callable[[RunConfig], tuple[torch.Tensor, ...]] | None = None
     examples: Callable[[nn.Module, RunConfig, int], dict[str, torch.Tensor]] | None = None

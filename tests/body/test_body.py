@@ -22,8 +22,8 @@ from hmrlab.body import (
     body_model_arrays,
     body_model_file,
     load_body_model,
-    write_npz,
 )
+from hmrlab.io import atomic_save_npz
 
 
 def random_params(model: smplx.SMPL, batch: int, seed: int) -> dict[str, torch.Tensor]:
@@ -64,7 +64,7 @@ def assert_same_as_our_lbs(model: smplx.SMPL, arrays: dict[str, np.ndarray], ato
 @pytest.mark.parametrize("kind", ["smpl", "smplx"])
 def test_synthetic_npz_loads_and_equals_smplx(kind: str, tmp_path: Path) -> None:
     arrays = synthetic_body_arrays(kind)
-    path = write_npz(arrays, tmp_path / f"model_{kind}.npz")
+    path = atomic_save_npz(tmp_path / f"model_{kind}.npz", **arrays)
     model = load_body_model(kind, path=path)
     assert type(model) is (smplx.SMPL if kind == "smpl" else smplx.SMPLX)
     assert_same_as_our_lbs(model, arrays, atol=1e-5)
@@ -91,13 +91,13 @@ def test_pickle_in_smplx_folder_layout_loads_by_gender(tmp_path: Path) -> None:
     # A licensed-style file has no extra ids: smplx's own SMPL-mesh ids are used.
     assert model.vertex_joint_selector.extra_joints_idxs[0] == SMPLX_VERTEX_IDS["smplh"]["nose"]
     # npz wins over pkl when both exist.
-    npz = write_npz(content, tmp_path / "smpl" / "SMPL_FEMALE.npz")
+    npz = atomic_save_npz(tmp_path / "smpl" / "SMPL_FEMALE.npz", **content)
     assert body_model_file("smpl", tmp_path, gender="female") == npz
 
 
 def test_environment_variable_names_the_free_model_folder(tmp_path: Path, monkeypatch) -> None:
     arrays = synthetic_body_arrays("smpl", seed=4)
-    write_npz(arrays, tmp_path / "hmrlab_free_smpl.npz")
+    atomic_save_npz(tmp_path / "hmrlab_free_smpl.npz", **arrays)
     monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
     assert body_model_file() == tmp_path / "hmrlab_free_smpl.npz"
     np.testing.assert_array_equal(body_model_arrays()["f"], arrays["f"])
@@ -118,7 +118,7 @@ def test_missing_files_and_keys_explain_what_to_do(tmp_path: Path, monkeypatch) 
         load_body_model("smpl", gender="female")
     with pytest.raises(ValueError, match="kind must be"):
         load_body_model("mano")
-    smpl_file = write_npz(synthetic_body_arrays("smpl"), tmp_path / "model.npz")
+    smpl_file = atomic_save_npz(tmp_path / "model.npz", **synthetic_body_arrays("smpl"))
     with pytest.raises(ValueError, match=r"lacks the keys \['hands_componentsl'.*Is it a SMPLX model file"):
         load_body_model("smplx", path=smpl_file)
 

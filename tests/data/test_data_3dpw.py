@@ -1,6 +1,6 @@
 """hmrlab.data.pw3d: 3DPW sequence files (Python 2 pickles) read safely, joints through the body model.
 
-References: the fixture (a hand-assembled Python 2 pickle, see data_samples/fixtures/README.md) read
+References: the fixture (a hand-assembled Python 2 pickle, see hmrlab/assets/fixtures/README.md) read
 by the standard library's trusting unpickler; joints in the rest pose from the model's own arrays
 (J_regressor @ v_template); hmrlab's own LBS (`BodyModel`) for posed joints.
 """

@@ -1,6 +1,6 @@
 """hmrlab.data.coco: COCO person-keypoints JSON read, written back, bad files refused.
 
-References: the fixture (plain json, see data_samples/fixtures/README.md) read with `json`, COCO's
+References: the fixture (plain json, see hmrlab/assets/fixtures/README.md) read with `json`, COCO's
 keypoint names and 1-based limb list as published in the annotation files, tight boxes by hand.
 """
 

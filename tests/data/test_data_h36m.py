@@ -1,6 +1,6 @@
 """hmrlab.data.h36m: VideoPose3D's Human3.6M files read into 17 joints, written back, bad files refused.
 
-References: the fixtures (built with plain NumPy, see data_samples/fixtures/README.md) read by NumPy's
+References: the fixtures (built with plain NumPy, see hmrlab/assets/fixtures/README.md) read by NumPy's
 own trusting loader, and the joint lists of VideoPose3D's common/h36m_dataset.py written out here.
 """
 

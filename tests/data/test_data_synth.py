@@ -20,7 +20,9 @@ from hmrlab.data.synth import (
     H36M_SUBJECTS,
     MANIFEST,
     QUICK,
+    config_hash,
     generate_h36m_like,
+    is_cached,
     load_h36m_cameras,
     load_smpl_params,
     regress_posed_joints,
@@ -139,6 +141,24 @@ def test_same_config_is_cached_and_a_new_one_regenerates(tiny, tmp_path):
     assert json.loads((directory / MANIFEST).read_text())["config"]["max_frames"] == 8
 
 
+def test_is_cached_needs_the_manifest_s_hash_and_every_file(tmp_path):
+    digest = config_hash({"seed": 0})
+    files = ["a.npz", "sub/b.json"]
+    assert not is_cached(tmp_path, digest, files)  # no manifest
+    (tmp_path / "sub").mkdir()
+    for name in files:
+        (tmp_path / name).write_text("x")
+    for text in ("{not json", "[]", json.dumps({"config_hash": config_hash({"seed": 1})})):
+        (tmp_path / MANIFEST).write_text(text)
+        assert not is_cached(tmp_path, digest, files)  # unreadable, not a manifest, another config
+    (tmp_path / MANIFEST).write_text(json.dumps({"config": {"seed": 0}, "config_hash": digest}))
+    assert is_cached(tmp_path, digest, files)
+    assert is_cached(tmp_path, digest, iter(files))  # any iterable of names
+    (tmp_path / "sub" / "b.json").unlink()
+    assert not is_cached(tmp_path, digest, files)  # a file the manifest vouches for is gone
+    assert is_cached(tmp_path, digest, ["a.npz"])
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"motions_per_subject": 0}, {"max_frames": 0}, {"subjects": ("S1", "S1")}, {"subjects": ()}]
 )
@@ -163,7 +183,7 @@ def test_shipped_quick_set(tmp_path):
 def test_shipped_set_is_up_to_date(tmp_path):
     """Regenerating one subject gives the shipped data: fails when the motion library or body model
     changed since the set was made (then run ``python -m hmrlab.data --out
-    data_samples/synth --quick``)."""
+    hmrlab/assets/synth --quick``)."""
     fresh = generate_h36m_like(tmp_path, subjects=("S11",), progress=False, **QUICK)
     shipped = {k: v for k, v in all_arrays(SHIPPED).items() if "/S11/" in k}
     regenerated = all_arrays(fresh)

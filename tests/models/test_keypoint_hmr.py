@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from hmrlab import paths
 from hmrlab.body import SMPL_24, body_model_arrays
@@ -19,6 +20,7 @@ from hmrlab.models.keypoint_hmr import (
     KeypointEstimator,
     KeypointHMR,
     Pretrain2D,
+    SelfAttentionBlock,
     heatmap_decode,
     keypoint_hmr_loss,
     mesh_targets,
@@ -92,6 +94,28 @@ def test_gau_is_permutation_equivariant_without_bias_and_macs():
     assert measure(gau, x).macs == n * c * (2 * e + s) + n * n * (s + e) + n * e * c
     with pytest.raises(ValueError, match=r"\(B, 5, 8\)"):
         gau(torch.randn(1, 6, 8))
+
+
+def test_self_attention_block_is_residual_torch_attention_and_its_cost():
+    # The GAU's ablation, x + MHA(LN(x)), against torch's MultiheadAttention with the same weights.
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(8, 5, heads=2).double()
+    attention = block.attention
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).double()
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([attention.q.weight, attention.k.weight, attention.v.weight]))
+        mha.in_proj_bias.copy_(torch.cat([attention.q.bias, attention.k.bias, attention.v.bias]))
+        mha.out_proj.load_state_dict(attention.out.state_dict())
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    normed = nn.functional.layer_norm(x, (8,), block.norm1.weight, block.norm1.bias)
+    expected = x + mha(normed, normed, normed, need_weights=False)[0]
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-12)
+    n, c = 5, 8
+    cost = measure(SelfAttentionBlock(c, n, heads=2), torch.zeros(1, n, c))
+    assert cost.params == 4 * c * c + 6 * c
+    assert cost.macs == 4 * n * c * c + 2 * n * n * c
+    with pytest.raises(ValueError, match=r"\(B, 5, 8\); got \(3, 6, 8\)"):
+        block(torch.randn(3, 6, 8))
 
 
 @pytest.mark.parametrize("attention", ["gau", "standard", "none"])

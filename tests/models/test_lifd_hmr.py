@@ -103,6 +103,27 @@ def test_attention_block_complexity_by_hand(channels, heads, ratio, h, w):
     assert cost.macs == tokens * (4 * channels**2 + 2 * hidden * channels) + 2 * tokens**2 * channels
 
 
+def test_attention_block_is_torch_multihead_attention_over_the_positions():
+    # An independent reference: torch's own attention and LayerNorm/GELU, on the map's h w positions.
+    torch.manual_seed(0)
+    block = AttentionBlock(8, heads=2, mlp_ratio=2.0).double()
+    x = torch.randn(2, 8, 3, 5, dtype=torch.float64)
+    attention = block.attention
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).double()
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([attention.q.weight, attention.k.weight, attention.v.weight]))
+        mha.in_proj_bias.copy_(torch.cat([attention.q.bias, attention.k.bias, attention.v.bias]))
+        mha.out_proj.load_state_dict(attention.out.state_dict())
+    tokens = x.flatten(2).transpose(1, 2)
+    normed = nn.functional.layer_norm(tokens, (8,), block.norm1.weight, block.norm1.bias)
+    tokens = tokens + mha(normed, normed, normed, need_weights=False)[0]
+    normed = nn.functional.layer_norm(tokens, (8,), block.norm2.weight, block.norm2.bias)
+    tokens = tokens + block.mlp[3](nn.functional.gelu(block.mlp[0](normed)))
+    torch.testing.assert_close(block(x), tokens.transpose(1, 2).reshape(2, 8, 3, 5), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 8, H, W\); got \(8, 3, 5\)"):
+        block(x[0])
+
+
 def test_extractor_macs_are_the_sum_of_its_blocks():
     # The DWT's and IDWT's filters are tiny but are convolutions: counted, at 4 MACs per coefficient each.
     model = small()

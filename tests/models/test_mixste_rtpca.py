@@ -1,5 +1,6 @@
-"""hmrlab.models.mixste: attention against torch's, TPCA against its formula by hand, MixSTE == RTPCA without
-TPCA and XLR, complexity by closed form, losses by hand, flip TTA and long sequences."""
+"""hmrlab.models.mixste and .rtpca: MixSTE == RTPCA without TPCA and XLR, XLR's key counts, complexity by
+closed form, losses by hand, flip TTA and long sequences (attention: tests/nn/test_attention.py; TPCA:
+tests/nn/test_pyramid.py)."""
 
 import numpy as np
 import pytest
@@ -13,17 +14,15 @@ from hmrlab.data.datasets import LiftingWindows
 from hmrlab.metrics import mpjpe, mpjve
 from hmrlab.models.mixste import (
     H36M_JOINT_WEIGHTS,
-    Attention,
     MixSTE,
     flip_test,
     lift_sequence,
     lifting_loss,
-    scaled_dot_product_attention,
     temporal_consistency,
     weighted_mpjpe,
 )
 from hmrlab.models.rtpca import RTPCA
-from hmrlab.nn.pyramid import TemporalPyramid, amplify, compress, pyramid_lengths
+from hmrlab.nn.pyramid import pyramid_lengths
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,91 +32,6 @@ SMALL = {"dim": 16, "depth": 2, "heads": 2, "frames": 27}
 def small(cls=RTPCA, **kwargs):
     torch.manual_seed(0)
     return cls(**{**SMALL, **kwargs})
-
-
-# --- attention ---------------------------------------------------------------------------------------
-
-
-def test_attention_matches_torch_and_rows_are_distributions():
-    q, k, v = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 7, 4), torch.randn(2, 3, 7, 6)
-    out, weights = scaled_dot_product_attention(q, k, v)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v))
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 5))
-    with pytest.raises(ValueError, match="agree on d and Lk"):
-        scaled_dot_product_attention(q, k[..., :3], v)
-
-
-def test_attention_layer_with_memory_is_cross_attention_on_the_concatenation():
-    torch.manual_seed(0)
-    layer = Attention(8, heads=2).double()
-    x, memory = torch.randn(3, 5, 8, dtype=torch.float64), torch.randn(2, 3, 2, 8, dtype=torch.float64)
-    got = layer(x, (memory[0], memory[1]))
-    q, k, v = layer.qkv(x).chunk(3, -1)
-    k, v = torch.cat([k, memory[0]], 1), torch.cat([v, memory[1]], 1)
-    split = lambda t: t.unflatten(-1, (2, 4)).transpose(1, 2)  # noqa: E731
-    expected = F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).flatten(2)
-    torch.testing.assert_close(got.output, layer.proj(expected))
-    assert got.weights.shape == (3, 2, 5, 7)
-    inputs = (x.requires_grad_(), memory[0].requires_grad_())
-    assert torch.autograd.gradcheck(lambda x, m: layer(x, (m, m)).output, inputs)
-
-
-# --- TPCA ----------------------------------------------------------------------------------------------
-
-
-def test_pyramid_lengths():
-    assert pyramid_lengths(243, 3, 2) == [243, 121, 60, 30]
-    assert pyramid_lengths(81, 2, 4) == [81, 20, 5]
-    assert pyramid_lengths(8, 3, 2) == [8, 4, 2, 1]
-    with pytest.raises(ValueError, match="T >= ratio\\*\\*depth = 8"):
-        pyramid_lengths(7, 3, 2)
-    with pytest.raises(ValueError, match="depth >= 1 and ratio >= 2"):
-        pyramid_lengths(27, 0, 2)
-
-
-def test_compress_divisible_is_the_mean_of_blocks():
-    x = torch.randn(2, 3, 16)
-    levels = compress(x, [16, 8, 4, 2])
-    for level, r in zip(levels, (1, 2, 4, 8)):
-        torch.testing.assert_close(level, x.unflatten(-1, (-1, r)).mean(-1))
-
-
-def _nearest_up(u: torch.Tensor, r: int, length: int) -> torch.Tensor:
-    """The initial transposed convolution by hand: each frame repeated r times, zeros for the padding."""
-    up = u.repeat_interleave(r, dim=-1)
-    return F.pad(up, (0, length - up.shape[-1]))
-
-
-@pytest.mark.parametrize("frames,depth,ratio", [(16, 3, 2), (27, 3, 2), (81, 2, 4), (10, 1, 3)])
-def test_initial_pyramid_is_the_sum_of_upsampled_levels(frames, depth, ratio):
-    pyramid = TemporalPyramid(5, depth, ratio)
-    x = torch.randn(2, frames, 5)
-    lengths = pyramid_lengths(frames, depth, ratio)
-    pooled = [x.transpose(1, 2)]
-    for length in lengths[1:]:
-        pooled.append(F.adaptive_avg_pool1d(pooled[-1], length))
-    expected = pooled[-1]
-    for level in reversed(pooled[:-1]):
-        expected = level + _nearest_up(expected, ratio, level.shape[-1])
-    torch.testing.assert_close(pyramid(x), expected.transpose(1, 2))
-
-
-def test_pyramid_gradcheck_and_amplify_check():
-    torch.manual_seed(0)
-    pyramid = TemporalPyramid(3, 2, 2).double()
-    for up in pyramid.upsample:  # away from the initialisation, so that every weight matters
-        nn.init.normal_(up.weight)
-        nn.init.normal_(up.bias)
-    x = torch.randn(2, 11, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(pyramid, (x,))
-    with pytest.raises(ValueError, match="one upsampling layer per level"):
-        amplify(compress(x.transpose(1, 2), [11, 5, 2]), pyramid.upsample[:1])
-
-
-def test_pyramid_of_a_constant_is_a_constant_times_levels():
-    # Pooling keeps a constant, nearest upsampling too, so D + 1 levels sum to (D + 1) c (divisible T).
-    pyramid = TemporalPyramid(4, 3, 2)
-    torch.testing.assert_close(pyramid(torch.full((1, 24, 4), 0.5)), torch.full((1, 24, 4), 2.0))
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -149,14 +63,10 @@ def test_rtpca_without_tpca_and_xlr_is_mixste():
     torch.testing.assert_close(ablated(x), mixste(x))
 
 
-def _attention_weights(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    captured = []
-    hooks = [b.attention.register_forward_hook(lambda m, i, o: captured.append(o.weights))
-             for b in model.temporal_blocks]
-    model(x)
-    for hook in hooks:
-        hook.remove()
-    return captured
+def _attention_weights(model: MixSTE, x: torch.Tensor) -> list[torch.Tensor]:
+    poses, attended = model.forward_with_attention(x)
+    torch.testing.assert_close(poses, model(x), rtol=0, atol=0)
+    return [a.weights for a in attended]
 
 
 @pytest.mark.parametrize("frames,ratio", [(27, 2), (16, 2)])

@@ -1,22 +1,13 @@
 """2D-to-3D pose lifting on Human3.6M-format files: MixSTE and RTPCA trained sequence to sequence.
 
-Configuration ``data`` keys (all optional):
-
-- ``dir``: a folder with VideoPose3D's ``data_3d_h36m.npz``, ``data_2d_h36m_<keypoints>.npz`` and
-  ``cameras.json`` (default: the synthetic set shipped in `hmrlab.paths.SYNTH_H36M`; make a larger
-  one with ``python -m hmrlab.data --out DIR --full``);
-- ``keypoints``: which 2D file, ``"gt"`` (default), ``"synth_det"`` or e.g. ``"cpn_ft_h36m_dbb"``;
-- ``frames``: the clip length F (default 27; the model's ``frames`` follows it);
-- ``train_subjects`` / ``test_subjects``: default Human3.6M's S1, S5, S6, S7, S8 / S9, S11;
-- ``stride``: frames between training clips' centres (default F: non-overlapping clips);
-- ``flip_test``: average with the mirrored input at evaluation (default true).
-
-Validation uses the test subjects' clips (MPJPE in mm); `evaluate` lifts every whole test sequence
+The configuration's ``data`` keys are the fields of `LiftingData`. Validation uses the test
+subjects' clips (MPJPE in mm); `evaluate` lifts every whole test sequence
 (`hmrlab.models.mixste.lift_sequence`) and reports Human3.6M's protocols (`hmrlab.evaluation`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +21,56 @@ from hmrlab.data.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, load_h36m
 from hmrlab.data.synth import load_h36m_cameras
 from hmrlab.evaluation import pw3d_split
 from hmrlab.models import mixste, rtpca
-from hmrlab.training.config import RunConfig
+from hmrlab.training.config import (
+    RunConfig,
+    boolean,
+    data_settings,
+    names,
+    path,
+    positive_int,
+    setting,
+    text,
+)
 from hmrlab.training.task import Task
 
-DATA_KEYS = ("dir", "keypoints", "frames", "train_subjects", "test_subjects", "stride", "flip_test")
+
+@dataclass(frozen=True)
+class LiftingData:
+    """The lifting task's ``data`` settings, all optional (`settings` reads them from a configuration)."""
+
+    dir: Path = setting(paths.SYNTH_H36M, path, (
+        "a folder with VideoPose3D's data_3d_h36m.npz, data_2d_h36m_<keypoints>.npz and cameras.json "
+        "(the default is the small synthetic set shipped with the package; make a larger one with "
+        "python -m hmrlab.data --out DIR --full)"))
+    keypoints: str = setting("gt", text, (
+        'which 2D file, data_2d_h36m_<keypoints>.npz: "gt", "synth_det" or e.g. "cpn_ft_h36m_dbb"'))
+    frames: int = setting(27, positive_int, "the clip length F (the model's frames follows it)")
+    train_subjects: tuple[str, ...] = setting(H36M_TRAIN_SUBJECTS, names, (
+        "the subjects of the training clips (those the files lack are skipped)"))
+    test_subjects: tuple[str, ...] = setting(H36M_TEST_SUBJECTS, names, (
+        "the subjects of validation and `evaluate` (those the files lack are skipped)"))
+    stride: int | None = setting(None, positive_int, (
+        "frames between training clips' centres (default: frames, non-overlapping clips)"))
+    flip_test: bool = setting(True, boolean, "average with the mirrored input at evaluation and benchmark")
+
+    def __post_init__(self) -> None:
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.frames)  # frozen: the documented default, set once
 
 
-def _data_settings(config: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.data) - set(DATA_KEYS))
-    if unknown:
-        raise ValueError(f"unknown data keys {unknown} for the lifting task; the known keys are {list(DATA_KEYS)}")
-    settings = {
-        "dir": paths.SYNTH_H36M, "keypoints": "gt", "frames": 27, "train_subjects": H36M_TRAIN_SUBJECTS,
-        "test_subjects": H36M_TEST_SUBJECTS, "flip_test": True, **config.data,
-    }
-    settings["dir"] = Path(settings["dir"])
-    settings.setdefault("stride", settings["frames"])
-    return settings
+def settings(config: RunConfig) -> LiftingData:
+    """``config.data`` checked and completed (`hmrlab.training.config.data_settings`)."""
+    return data_settings(LiftingData, config, "lifting")
 
 
 def load_sequences(config: RunConfig, split: str) -> dict[tuple[str, str, int], tuple[Any, Any]]:
     """``{(subject, action, camera): (poses_2d, poses_3d)}`` of the configured data's ``"train"`` or
     ``"test"`` subjects (those present in the files)."""
-    settings = _data_settings(config)
-    folder = settings["dir"]
-    path_2d = folder / f"data_2d_h36m_{settings['keypoints']}.npz"
+    options = settings(config)
+    folder = options.dir
+    path_2d = folder / f"data_2d_h36m_{options.keypoints}.npz"
     data = load_h36m(folder / "data_3d_h36m.npz", path_2d)
-    wanted = settings[f"{split}_subjects"]
+    wanted = getattr(options, f"{split}_subjects")
     subjects = [s for s in wanted if s in data.positions_3d]
     if not subjects:
         raise ValueError(f"{str(folder)!r} has none of the {split} subjects {list(wanted)}; it has "
@@ -66,9 +80,9 @@ def load_sequences(config: RunConfig, split: str) -> dict[tuple[str, str, int], 
 
 def build_datasets(config: RunConfig) -> tuple[LiftingWindows, LiftingWindows]:
     """Training clips (random flips) and validation clips of the test subjects, (F, 17, 2) -> (F, 17, 3)."""
-    settings = _data_settings(config)
-    frames = settings["frames"]
-    train = LiftingWindows(list(load_sequences(config, "train").values()), frames, stride=settings["stride"],
+    options = settings(config)
+    frames = options.frames
+    train = LiftingWindows(list(load_sequences(config, "train").values()), frames, stride=options.stride,
                            seq2seq=True, flip=True)
     val = LiftingWindows(list(load_sequences(config, "test").values()), frames, stride=frames, seq2seq=True)
     return train, val
@@ -89,7 +103,7 @@ def clip_mpjpe(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> fl
 def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     """Human3.6M protocols (`hmrlab.evaluation.h36m_protocols`) on every whole test sequence."""
     device = next(model.parameters()).device
-    flip = _data_settings(config)["flip_test"]
+    flip = settings(config).flip_test
     predictions, targets = {}, {}
     for key, (poses_2d, poses_3d) in load_sequences(config, "test").items():
         lifted = mixste.lift_sequence(model, torch.as_tensor(poses_2d, device=device), flip=flip)
@@ -102,7 +116,7 @@ def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame
     """3DPW's protocol without MPVPE (`hmrlab.evaluation.pw3d_joint_protocol`) on the test sequences
     of a 3DPW-format folder, lifting their ground-truth 2D joints (`hmrlab.evaluation.pw3d_split`)."""
     device = next(model.parameters()).device
-    flip = _data_settings(config)["flip_test"]
+    flip = settings(config).flip_test
     predictions, targets = {}, {}
     for key, (poses_2d, joints_3d) in pw3d_split.lifting_sequences(folder).items():
         predictions[key] = mixste.lift_sequence(model, poses_2d.to(device), flip=flip).cpu().numpy()
@@ -112,7 +126,7 @@ def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame
 
 def example_inputs(config: RunConfig) -> tuple[torch.Tensor]:
     """One clip of 2D poses (1, F, 17, 2): what the model lifts per forward pass."""
-    return (torch.zeros(1, _data_settings(config)["frames"], 17, 2),)
+    return (torch.zeros(1, settings(config).frames, 17, 2),)
 
 
 TASK = Task(
@@ -122,7 +136,8 @@ TASK = Task(
     metrics={"mpjpe": clip_mpjpe},
     evaluate=evaluate,
     best_metric="val_mpjpe",
-    default_model_args=lambda config: {"frames": _data_settings(config)["frames"]},
+    default_model_args=lambda config: {"frames": settings(config).frames},
+    data=LiftingData,
     benchmark=benchmark,
     example_inputs=example_inputs,
 )

@@ -1,18 +1,10 @@
 """Single-image mesh recovery on 3DPW-format folders: the keypoints-guided lightweight HMR
 (`hmrlab.models.keypoint_hmr.KeypointHMR`) trained end to end on person crops.
 
-Configuration ``data`` keys (all optional):
-
-- ``dir``: a 3DPW-format folder, ``sequenceFiles/{train,test}`` and ``imageFiles/`` (default: the
-  shipped SynthHuman set, `hmrlab.paths.SYNTH_3DPW`; the notebooks' full-mode set is
-  made by `hmrlab.evaluation.pw3d_split.make_benchmark_set`);
-- ``crop_size``: (height, width) of the person crops in pixels (default [128, 128]); the model's
-  ``image_size`` follows it;
-- ``scale``: how much the box around the person's keypoints is enlarged before cropping (default 1.25).
-
-Training uses every frame of the folder's train sequences (`hmrlab.data.datasets.MeshSamples`) with
-Eq. 9's loss; the targets (the paper's 91 keypoints, θ, β, twist) come from each frame's SMPL
-parameters through the model's body model (`keypoint_hmr.mesh_targets`). The loss also logs
+The configuration's ``data`` keys are the fields of `MeshData`. Training uses every frame of the
+folder's train sequences (`hmrlab.data.datasets.MeshSamples`) with Eq. 9's loss; the targets (the
+paper's 91 keypoints, θ, β, twist) come from each frame's SMPL parameters through the model's body
+model (`keypoint_hmr.mesh_targets`). The loss also logs
 ``mpjpe`` (mm, the mesh's 24 body-model joints against the target body's, both pelvis-relative), so
 validation on the test sequences' frames gives ``val_mpjpe``, the metric that picks the best epoch.
 `evaluate` and `benchmark` score every test frame with 3DPW's protocol (`pw3d_split.score_frames`).
@@ -23,8 +15,8 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -43,32 +35,44 @@ from hmrlab.models.keypoint_hmr import (
     pretrain_loss,
 )
 from hmrlab.nn.keypoints import KeypointTemplate, keypoint_template
-from hmrlab.training.config import RunConfig
+from hmrlab.training.config import (
+    RunConfig,
+    data_settings,
+    path,
+    pixel_pair,
+    positive_float,
+    setting,
+)
 from hmrlab.training.loop import History, fit
 from hmrlab.training.task import Task
 
-DATA_KEYS = ("dir", "crop_size", "scale")
 TEMPLATE = "paper91"  # SMPL's 24 joints + 67 surface markers (Sec. III-B); KeypointHMR's default K = 91
 
 
-def _data_settings(config: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.data) - set(DATA_KEYS))
-    if unknown:
-        raise ValueError(f"unknown data keys {unknown} for the mesh task; the known keys are {list(DATA_KEYS)}")
-    settings = {"dir": paths.SYNTH_3DPW, "crop_size": (128, 128), "scale": 1.25, **config.data}
-    crop_size = settings["crop_size"]
-    if (not isinstance(crop_size, (list, tuple)) or len(crop_size) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in crop_size)):
-        raise ValueError(f"data.crop_size must be [height, width], two positive integers; got {crop_size!r}")
-    settings["dir"], settings["crop_size"] = Path(settings["dir"]), tuple(crop_size)
-    return settings
+@dataclass(frozen=True)
+class MeshData:
+    """The mesh task's ``data`` settings, all optional (`settings` reads them from a configuration)."""
+
+    dir: Path = setting(paths.SYNTH_3DPW, path, (
+        "a 3DPW-format folder, sequenceFiles/{train,test} and imageFiles/ (the default is the shipped "
+        "SynthHuman set; the notebooks' full-mode set is made by "
+        "hmrlab.evaluation.pw3d_split.make_benchmark_set)"))
+    crop_size: tuple[int, int] = setting((128, 128), pixel_pair, (
+        "[height, width] of the person crops in pixels (the model's image_size follows it)"))
+    scale: float = setting(1.25, positive_float, (
+        "how much the box around the person's keypoints is enlarged before cropping"))
+
+
+def settings(config: RunConfig) -> MeshData:
+    """``config.data`` checked and completed (`hmrlab.training.config.data_settings`)."""
+    return data_settings(MeshData, config, "mesh")
 
 
 def _samples(config: RunConfig, folder: Path, split: str) -> tuple[MeshSamples, list[str]]:
     """The crops of ``folder``'s ``split`` at the configured size, and each item's "<sequence>/<actor>"."""
-    settings = _data_settings(config)
+    options = settings(config)
     sequences = pw3d_split.load_split(folder, split)
-    samples = MeshSamples(sequences, folder / "imageFiles", crop_size=settings["crop_size"], scale=settings["scale"])
+    samples = MeshSamples(sequences, folder / "imageFiles", crop_size=options.crop_size, scale=options.scale)
     # MeshSamples numbers the actors sequence by sequence, in the order of `sequences`.
     actor_keys = [f"{name}/{a}" for name, sequence in sequences.items() for a in range(len(sequence.actors))]
     return samples, [actor_keys[a] for a, _ in samples.index]
@@ -76,7 +80,7 @@ def _samples(config: RunConfig, folder: Path, split: str) -> tuple[MeshSamples, 
 
 def build_datasets(config: RunConfig) -> tuple[MeshSamples, MeshSamples]:
     """Crops of the configured folder's train and test sequences (`MeshSamples`)."""
-    folder = _data_settings(config)["dir"]
+    folder = settings(config).dir
     return _samples(config, folder, "train")[0], _samples(config, folder, "test")[0]
 
 
@@ -109,12 +113,12 @@ def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame
 
 def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     """`benchmark` on the configured folder's test sequences."""
-    return benchmark(model, config, _data_settings(config)["dir"])
+    return benchmark(model, config, settings(config).dir)
 
 
 def example_inputs(config: RunConfig) -> tuple[Tensor]:
     """One crop (1, 3, H, W) at the configured ``crop_size``."""
-    return (torch.zeros(1, 3, *_data_settings(config)["crop_size"]),)
+    return (torch.zeros(1, 3, *settings(config).crop_size),)
 
 
 def examples(model: nn.Module, config: RunConfig, count: int) -> dict[str, Tensor]:
@@ -123,7 +127,7 @@ def examples(model: nn.Module, config: RunConfig, count: int) -> dict[str, Tenso
     metres, pelvis-relative."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer; got {count!r}")
-    samples, _ = _samples(config, _data_settings(config)["dir"], "test")
+    samples, _ = _samples(config, settings(config).dir, "test")
     picks = torch.linspace(0, len(samples) - 1, min(count, len(samples))).round().long().tolist()
     batch = default_collate([samples[i] for i in picks])
     predicted, targets = _predict(model, [batch])
@@ -187,7 +191,8 @@ TASK = Task(
     metrics={},
     evaluate=evaluate,
     best_metric="val_mpjpe",
-    default_model_args=lambda config: {"image_size": _data_settings(config)["crop_size"]},
+    default_model_args=lambda config: {"image_size": settings(config).crop_size},
+    data=MeshData,
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,

@@ -8,28 +8,18 @@ ResNet-50 and 2D joints from a detector (as PMCE does); here the backbone is ran
 ground truth's, projected by the crop's camera (`hmrlab.data.datasets.clip_targets`), optionally with Gaussian noise.
 Images go in as read, in [0, 1]: a backbone trained from scratch needs no ImageNet normalisation.
 
-Configuration ``data`` keys (all optional):
-
-- ``dir``: a 3DPW-format folder (default `hmrlab.paths.SYNTH_3DPW`); trains on its
-  ``train`` sequences, validates and benchmarks on its ``test`` sequences;
-- ``clip_length``: frames per clip T (default 8; the model's ``frames`` follows it; the paper: 16);
-- ``stride``: frames between the starts of training clips (default 4; validation clips do not overlap);
-- ``crop_size``: the crop's side, or [height, width], in pixels (default 96; the paper: 224);
-- ``scale``: the crop box's enlargement around the person (default 1.25, as `VideoClips`);
-- ``noise``: standard deviation in crop pixels of Gaussian noise added to the training clips' 2D
-  joints (default 0; validation and the benchmark always see the exact ground-truth 2D).
-
-Validation reports ``mpjpe``: mm, the middle frame's joints regressed from the mesh against the
-target's, both pelvis-relative. `benchmark` predicts every frame of every test actor from a clip
-centred on it (`hmrlab.data.datasets.CentredClips`, the ends padded by repeating the first/last frame, as VideoPose3D
-and `hmrlab.models.mixste.lift_sequence` pad) and scores the meshes with 3DPW's protocol
+The configuration's ``data`` keys are the fields of `VideoData`. Validation reports ``mpjpe``: mm,
+the middle frame's joints regressed from the mesh against the target's, both pelvis-relative.
+`benchmark` predicts every frame of every test actor from a clip centred on it
+(`hmrlab.data.datasets.CentredClips`, the ends padded by repeating the first/last frame, as
+VideoPose3D and `hmrlab.models.mixste.lift_sequence` pad) and scores the meshes with 3DPW's protocol
 (`hmrlab.evaluation.pw3d_split.score_frames`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,34 +32,45 @@ from hmrlab import metrics, paths
 from hmrlab.data.datasets import CentredClips, ClipSamples, VideoClips
 from hmrlab.evaluation import pw3d_split
 from hmrlab.models.lifd_hmr import lifd_hmr
-from hmrlab.training.config import RunConfig
+from hmrlab.training.config import (
+    RunConfig,
+    data_settings,
+    non_negative_float,
+    path,
+    pixel_side_or_pair,
+    positive_float,
+    positive_int,
+    setting,
+)
 from hmrlab.training.loop import to_device
 from hmrlab.training.task import Task
 
-DATA_KEYS = ("dir", "clip_length", "stride", "crop_size", "scale", "noise")
 # PMCE-style L1 terms, all weighted 1: the full mesh, the coarse mesh, the joints regressed from
 # the mesh, and the pose estimator's joints of every frame (see `loss`).
 LOSS_WEIGHTS = {"mesh": 1.0, "coarse_mesh": 1.0, "joints": 1.0, "poses_3d": 1.0}
 
 
-def _data_settings(config: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.data) - set(DATA_KEYS))
-    if unknown:
-        raise ValueError(f"unknown data keys {unknown} for the video task; the known keys are {list(DATA_KEYS)}")
-    settings = {"dir": paths.SYNTH_3DPW, "clip_length": 8, "stride": 4, "crop_size": 96, "scale": 1.25,
-                "noise": 0.0, **config.data}
-    settings["dir"] = Path(settings["dir"])
-    size = settings["crop_size"]
-    if not (isinstance(size, int) or (isinstance(size, (list, tuple)) and len(size) == 2)):
-        raise ValueError(f"data.crop_size must be one side or [height, width] in pixels; got {size!r}")
-    settings["crop_size"] = (size, size) if isinstance(size, int) else tuple(size)
-    for name in ("clip_length", "stride"):
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"data.{name} must be a positive integer (frames); got {value!r}")
-    if settings["noise"] < 0:
-        raise ValueError(f"data.noise must be >= 0 (pixels of the crop); got {settings['noise']!r}")
-    return settings
+@dataclass(frozen=True)
+class VideoData:
+    """The video task's ``data`` settings, all optional (`settings` reads them from a configuration)."""
+
+    dir: Path = setting(paths.SYNTH_3DPW, path, (
+        "a 3DPW-format folder (the default is the shipped SynthHuman set); trains on its train "
+        "sequences, validates and benchmarks on its test sequences"))
+    clip_length: int = setting(8, positive_int, "frames per clip T (the model's frames follows it; the paper: 16)")
+    stride: int = setting(4, positive_int, (
+        "frames between the starts of training clips (validation clips do not overlap)"))
+    crop_size: tuple[int, int] = setting((96, 96), pixel_side_or_pair, (
+        "the crop's side, or [height, width], in pixels (the paper: 224)"))
+    scale: float = setting(1.25, positive_float, "the crop box's enlargement around the person (as VideoClips)")
+    noise: float = setting(0.0, non_negative_float, (
+        "standard deviation in crop pixels of Gaussian noise added to the training clips' 2D joints "
+        "(validation and the benchmark always see the exact ground-truth 2D)"))
+
+
+def settings(config: RunConfig) -> VideoData:
+    """``config.data`` checked and completed (`hmrlab.training.config.data_settings`)."""
+    return data_settings(VideoData, config, "video")
 
 
 def _clips(
@@ -77,20 +78,20 @@ def _clips(
 ) -> VideoClips | CentredClips:
     """The configured clips of ``folder`` (default ``data.dir``): `CentredClips` or `VideoClips`
     (every ``stride`` frames for ``"train"``, non-overlapping for ``"test"``)."""
-    settings = _data_settings(config)
-    folder = settings["dir"] if folder is None else Path(folder)
+    options = settings(config)
+    folder = options.dir if folder is None else Path(folder)
     sequences = pw3d_split.load_split(folder, split)
-    sizes = {"clip_length": settings["clip_length"], "crop_size": settings["crop_size"], "scale": settings["scale"]}
+    sizes = {"clip_length": options.clip_length, "crop_size": options.crop_size, "scale": options.scale}
     if centred:
         return CentredClips(sequences, folder / "imageFiles", **sizes)
-    stride = settings["stride"] if split == "train" else settings["clip_length"]
+    stride = options.stride if split == "train" else options.clip_length
     return VideoClips(sequences, folder / "imageFiles", stride=stride, **sizes)
 
 
 def build_datasets(config: RunConfig) -> tuple[ClipSamples, ClipSamples]:
     """Training clips of the ``train`` sequences (every ``stride`` frames) and non-overlapping
     validation clips of the ``test`` sequences, as `ClipSamples`."""
-    return ClipSamples(_clips(config, "train"), _data_settings(config)["noise"]), ClipSamples(_clips(config, "test"))
+    return ClipSamples(_clips(config, "train"), settings(config).noise), ClipSamples(_clips(config, "test"))
 
 
 def _relative(points: Tensor, joints: Tensor) -> Tensor:
@@ -149,14 +150,14 @@ def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame
 
 def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     """`benchmark` on the configured data folder's test sequences."""
-    return benchmark(model, config, _data_settings(config)["dir"])
+    return benchmark(model, config, settings(config).dir)
 
 
 def example_inputs(config: RunConfig) -> tuple[Tensor, Tensor]:
     """One clip (1, T, 3, H, W) and its 2D joints (1, T, 17, 2): what the model reads per forward pass."""
-    settings = _data_settings(config)
-    frames = settings["clip_length"]
-    return torch.zeros(1, frames, 3, *settings["crop_size"]), torch.zeros(1, frames, 17, 2)
+    options = settings(config)
+    frames = options.clip_length
+    return torch.zeros(1, frames, 3, *options.crop_size), torch.zeros(1, frames, 17, 2)
 
 
 def examples(model: nn.Module, config: RunConfig, count: int) -> dict[str, Tensor]:
@@ -179,7 +180,8 @@ TASK = Task(
     metrics={"mpjpe": clip_mpjpe},
     evaluate=evaluate,
     best_metric="val_mpjpe",
-    default_model_args=lambda config: {"frames": _data_settings(config)["clip_length"]},
+    default_model_args=lambda config: {"frames": settings(config).clip_length},
+    data=VideoData,
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,

@@ -4,21 +4,9 @@ Both models train on rendered SMPL-X-format people (`hmrlab.data.synth_wholebody
 (true part boxes as teacher forcing), are scored in domain by `evaluate`, and body-only on the
 common 3DPW-format test split by `benchmark`.
 
-Configuration ``data`` keys (all optional):
-
-- ``train_count`` / ``val_count``: rendered samples (default 1500 / 200, the full-mode config;
-  rendering ran at about 15 samples/s at 128x96 on an idle 2-core machine, about 2 minutes for both);
-- ``image_size``: [height, width] of the rendered images (default [128, 96], the generator's);
-- ``seed``: the training samples' seed (default 0); validation uses ``seed + VAL_SEED_OFFSET``;
-- ``cache_dir``: where rendered sets are cached (default ``build/synth/wholebody``, relative to the
-  working directory like ``out_dir``), one ``.npz`` per (count, size, seed, `GENERATOR_VERSION`),
-  written atomically (`hmrlab.io`); an unreadable or inconsistent cache file is rendered again and
-  replaced, with a warning (`cached_wholebody_samples`);
-- ``dir``: the 3DPW-format folder `benchmark` uses when the caller passes none of its own
-  (default `hmrlab.paths.SYNTH_3DPW`).
-
-The validation metric ``mpjpe`` is the MPJPE in mm of the 22 SMPL-X body joints (pelvis to wrists,
-the joints `BiDRN` locates with its body heatmaps), pelvis-relative, with the model's own part boxes.
+The configuration's ``data`` keys are the fields of `WholeBodyData`. The validation metric ``mpjpe``
+is the MPJPE in mm of the 22 SMPL-X body joints (pelvis to wrists, the joints `BiDRN` locates with
+its body heatmaps), pelvis-relative, with the model's own part boxes.
 """
 
 from __future__ import annotations
@@ -27,7 +15,8 @@ import os
 import warnings
 import zipfile
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,35 +39,46 @@ from hmrlab.data.synth_wholebody import (
 from hmrlab.evaluation import pw3d_split
 from hmrlab.io import atomic_save_npz
 from hmrlab.models.bidrn import NUM_BODY_JOINTS, BiDRN, bidrn_loss
-from hmrlab.training.config import RunConfig
+from hmrlab.training.config import (
+    RunConfig,
+    data_settings,
+    integer,
+    path,
+    pixel_pair,
+    positive_int,
+    setting,
+)
 from hmrlab.training.task import Task
 
-DATA_KEYS = ("train_count", "val_count", "image_size", "seed", "cache_dir", "dir")
 GENERATOR_VERSION = 1
 """Bump when `make_wholebody_samples` changes what it draws or renders: old cache files are then ignored."""
 VAL_SEED_OFFSET = 1_000_003
 """Validation samples use ``seed + VAL_SEED_OFFSET``: a seed no nearby training seed reaches."""
 
 
-def _data_settings(config: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.data) - set(DATA_KEYS))
-    if unknown:
-        raise ValueError(f"unknown data keys {unknown} for the wholebody task; the known keys are {list(DATA_KEYS)}")
-    settings = {
-        "train_count": 1500, "val_count": 200, "image_size": [128, 96], "seed": 0,
-        "cache_dir": "build/synth/wholebody", "dir": paths.SYNTH_3DPW, **config.data,
-    }
-    size = settings["image_size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and s >= 16 for s in size)):
-        raise ValueError(f"data.image_size must be [height, width], whole pixels >= 16; got {size!r}")
-    settings["image_size"] = (size[0], size[1])
-    for key in ("train_count", "val_count"):
-        if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1:
-            raise ValueError(f"data.{key} must be a positive number of samples; got {settings[key]!r}")
-    if isinstance(settings["seed"], bool) or not isinstance(settings["seed"], int):
-        raise ValueError(f"data.seed must be an integer; got {settings['seed']!r}")
-    settings["cache_dir"], settings["dir"] = Path(settings["cache_dir"]), Path(settings["dir"])
-    return settings
+@dataclass(frozen=True)
+class WholeBodyData:
+    """The wholebody task's ``data`` settings, all optional (`settings` reads them from a configuration)."""
+
+    train_count: int = setting(1500, positive_int, (
+        "rendered training samples (the full-mode config's; rendering ran at about 15 samples/s at "
+        "128x96 on an idle 2-core machine, about 2 minutes with the validation samples)"))
+    val_count: int = setting(200, positive_int, "rendered validation samples")
+    image_size: tuple[int, int] = setting((128, 96), partial(pixel_pair, minimum=16), (
+        "[height, width] of the rendered images (the default is the generator's)"))
+    seed: int = setting(0, integer, "the training samples' seed; validation uses seed + VAL_SEED_OFFSET")
+    cache_dir: Path = setting(Path("build/synth/wholebody"), path, (
+        "where rendered sets are cached (relative to the working directory, like out_dir), one .npz per "
+        "(count, size, seed, GENERATOR_VERSION), written atomically; an unreadable or inconsistent cache "
+        "file is rendered again and replaced, with a warning (cached_wholebody_samples)"))
+    dir: Path = setting(paths.SYNTH_3DPW, path, (
+        "the 3DPW-format folder benchmark uses when the caller passes none of its own (the default is "
+        "the shipped SynthHuman set)"))
+
+
+def settings(config: RunConfig) -> WholeBodyData:
+    """``config.data`` checked and completed (`hmrlab.training.config.data_settings`)."""
+    return data_settings(WholeBodyData, config, "wholebody")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -134,14 +134,15 @@ def load_samples(config: RunConfig, split: str) -> WholeBodySamples:
     """The configured ``"train"`` or ``"val"`` `WholeBodySamples` (rendered, or read from the cache)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val'; got {split!r}")
-    settings = _data_settings(config)
-    seed = settings["seed"] + (VAL_SEED_OFFSET if split == "val" else 0)
-    return cached_wholebody_samples(settings[f"{split}_count"], settings["image_size"], seed, settings["cache_dir"])
+    options = settings(config)
+    seed = options.seed + (VAL_SEED_OFFSET if split == "val" else 0)
+    count = options.train_count if split == "train" else options.val_count
+    return cached_wholebody_samples(count, options.image_size, seed, options.cache_dir)
 
 
 def build_datasets(config: RunConfig) -> tuple[WholeBodySamples, WholeBodySamples]:
     """Training and validation `WholeBodySamples` (`load_samples`)."""
-    count = _data_settings(config)["train_count"]
+    count = settings(config).train_count
     if count % config.batch_size == 1:
         raise ValueError(f"train_count {count} leaves a last batch of one sample for batch_size "
                          f"{config.batch_size}, which BatchNorm cannot train on; change either")
@@ -246,7 +247,7 @@ def crop_camera(camera: Tensor) -> tuple[Tensor, Tensor]:
 
 def benchmark_crop_size(config: RunConfig) -> tuple[int, int]:
     """(height, width) of the 3DPW-format crops: the rendered images' height at the body crop's 4:3 aspect."""
-    height = _data_settings(config)["image_size"][0]
+    height = settings(config).image_size[0]
     return height, round(height / BODY_ASPECT)
 
 
@@ -261,7 +262,7 @@ def benchmark(model: BiDRN, config: RunConfig, folder: Path | None = None) -> pd
     or their poses; the targets are SMPL meshes whose hands stay flat, so predicted fingers count
     in MPVPE as errors.
     """
-    folder = Path(folder) if folder is not None else _data_settings(config)["dir"]
+    folder = Path(folder) if folder is not None else settings(config).dir
     samples = MeshSamples(pw3d_split.load_split(folder, "test"), folder / "imageFiles",
                           crop_size=benchmark_crop_size(config))
     # samples.actors lists every actor of every sequence in turn; keys count actors within a sequence.
@@ -287,7 +288,7 @@ def benchmark(model: BiDRN, config: RunConfig, folder: Path | None = None) -> pd
 def example_inputs(config: RunConfig) -> tuple[Tensor, Tensor, None, Tensor, Tensor]:
     """One rendered-size image (1, 3, H, W), its body box (1, 4) (the whole image), no part boxes
     (the model predicts them), focal (1, 2) and center (1, 2) pixels: ``model(*example_inputs)``."""
-    height, width = _data_settings(config)["image_size"]
+    height, width = settings(config).image_size
     box = torch.tensor([[0.0, 0.0, width, height]])
     focal = torch.full((1, 2), FOCAL_PER_HEIGHT * height)
     center = torch.tensor([[(width - 1) / 2, (height - 1) / 2]])
@@ -319,6 +320,7 @@ TASK = Task(
     metrics={"mpjpe": body_mpjpe},
     evaluate=evaluate,
     best_metric="val_mpjpe",
+    data=WholeBodyData,
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,

@@ -1,0 +1,1 @@
+"""hmrlab's benchmarks: scripts that print figures, not tests (``python -m benchmarks`` runs them all)."""
