@@ -32,7 +32,13 @@ from hmrlab.body.lbs import (
     rigid_transform,
     skin,
 )
-from hmrlab.body.model_files import read_model_file
+from hmrlab.body.model_files import (
+    OPTIONAL_KEYS,
+    REQUIRED_KEYS,
+    check_model_arrays,
+    read_model_file,
+    read_unchecked,
+)
 from hmrlab.body.skeletons import (
     COCO_17,
     H36M_17,
@@ -60,13 +66,6 @@ BodyKind = Literal["smpl", "smplx"]
 
 MODEL_DIR_ENV = "HMRLAB_BODY_MODEL_DIR"
 
-# The arrays smplx reads to build each model (SMPL-X adds hand PCA and face landmarks).
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "smpl": ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f"),
-}
-REQUIRED_KEYS["smplx"] = REQUIRED_KEYS["smpl"] + (
-    "hands_componentsl", "hands_componentsr", "hands_meanl", "hands_meanr", "lmk_faces_idx", "lmk_bary_coords",
-)
 _FILE_PREFIX = {"smpl": "SMPL", "smplx": "SMPLX"}
 _GENDERS = ("neutral", "male", "female")
 _LICENCE_HINT = (
@@ -79,9 +78,9 @@ __all__ = [
     "BodyKind", "BodyModel", "COCO_17", "COCO_JOINT_NAMES", "COCO_PARENTS", "H36M_17",
     "H36M_JOINT_NAMES", "H36M_PARENTS", "MODEL_DIR_ENV", "REQUIRED_KEYS", "SMPLX_55", "SMPLX_JOINT_NAMES",
     "SMPLX_PARENTS", "SMPL_24", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "Skeleton", "blend_shapes",
-    "body_model_arrays", "body_model_file", "check_body_params", "forward_kinematics", "joint_mapping",
-    "linear_blend_skinning", "load_body_model", "pose_feature", "read_model_file", "regress_joints",
-    "rigid_transform", "shared_joints", "skin",
+    "body_model_arrays", "body_model_file", "check_body_params", "check_model_arrays", "forward_kinematics",
+    "joint_mapping", "linear_blend_skinning", "load_body_model", "pose_feature", "read_model_file",
+    "regress_joints", "rigid_transform", "shared_joints", "skin",
 ]
 
 
@@ -134,20 +133,14 @@ def body_model_file(kind: BodyKind = "smpl", path: str | os.PathLike | None = No
 
 
 def _checked_arrays(file: Path, kind: BodyKind) -> dict[str, np.ndarray]:
-    arrays = read_model_file(file)
-    missing = [key for key in REQUIRED_KEYS[kind] if key not in arrays]
-    if missing:
-        raise ValueError(
-            f"{file} lacks the keys {missing} that a {kind} model needs (it has {sorted(arrays)}). "
-            f"Is it a {_FILE_PREFIX[kind]} model file? Pass kind='smpl' or 'smplx' to match it."
-        )
-    return arrays
+    return check_model_arrays(read_unchecked(file), kind, str(file))
 
 
 def body_model_arrays(
     kind: BodyKind = "smpl", path: str | os.PathLike | None = None, gender: str = "neutral"
 ) -> dict[str, np.ndarray]:
-    """The raw arrays of a body model (same files as `load_body_model`), checked for smplx's keys.
+    """The raw arrays of a body model (same files as `load_body_model`), checked by `check_model_arrays`
+    (smplx's keys present, shapes consistent, indices in range, values finite).
 
     SMPL layout: ``v_template`` (N, 3) metres, ``shapedirs`` (N, 3, K), ``posedirs`` (N, 3, 9(J-1)),
     ``J_regressor`` (J, N), ``weights`` (N, J), ``kintree_table`` (2, J), ``f`` (F, 3); the free
@@ -177,13 +170,15 @@ def load_body_model(
     `read_model_file`) or a folder as in `body_model_file`. `smplx_kwargs` go to ``smplx.SMPL`` /
     ``smplx.SMPLX`` (``num_betas``, ``batch_size``, ``dtype``, ``use_pca``, ...). The extra joints
     smplx appends after the skeleton (nose, eyes, ears, toes, finger tips) use the free model's own
-    vertex ids, or smplx's ids for the licensed meshes.
+    vertex ids, or smplx's ids for the licensed meshes. Whatever the file (``path``, the shipped model
+    or ``HMRLAB_BODY_MODEL_DIR``), hmrlab reads it and checks its arrays (`check_model_arrays`) before
+    smplx sees them; smplx never opens the file itself.
     """
     file = body_model_file(kind, path, gender)
     arrays = _checked_arrays(file, kind)
     vertex_ids = smplx_kwargs.pop("vertex_ids", None) or _free_vertex_ids(arrays)
     with _quiet_shape_space_warning():
-        return _build_smplx_module(kind, file, arrays, path, gender, vertex_ids, smplx_kwargs)
+        return _build_smplx_module(kind, file, arrays, gender, vertex_ids, smplx_kwargs)
 
 
 @contextlib.contextmanager
@@ -202,27 +197,33 @@ def _build_smplx_module(
     kind: BodyKind,
     file: Path,
     arrays: dict[str, np.ndarray],
-    path: str | os.PathLike | None,
     gender: str,
     vertex_ids: dict[str, int] | None,
     smplx_kwargs: dict[str, Any],
 ) -> smplx.SMPL | smplx.SMPLX:
-    """The smplx module for arrays already read and checked (see `load_body_model`)."""
+    """The smplx module for arrays already read and checked (see `load_body_model`).
+
+    smplx sees only those arrays, never the user's file (smplx would unpickle it itself): SMPL's go in
+    a ``data_struct``, and SMPL-X's, which smplx reads only from a file (``np.load(allow_pickle=True)``,
+    no ``data_struct`` argument), are written to a clean npz in a temporary folder first, for the
+    shipped model and a ``HMRLAB_BODY_MODEL_DIR`` folder too. Then the vertex ids are set (smplx
+    fixes SMPL-X's to the licensed mesh).
+    """
     import smplx
     from smplx.utils import Struct
     from smplx.vertex_joint_selector import VertexJointSelector
 
+    known = {key: arrays[key] for key in REQUIRED_KEYS[kind] + OPTIONAL_KEYS[kind] if key in arrays}
+    if smplx_kwargs.get("use_face_contour") and not all(key in known for key in OPTIONAL_KEYS["smplx"]):
+        raise ValueError(
+            f"{file} has no face contour ({', '.join(OPTIONAL_KEYS['smplx'])}); "
+            "pass use_face_contour=False or a licensed SMPL-X file that has it"
+        )
     if kind == "smpl":
-        return smplx.SMPL(str(file), data_struct=Struct(**arrays), gender=gender, vertex_ids=vertex_ids, **smplx_kwargs)
-    # smplx.SMPLX reads its arrays only from a file (no data_struct argument) and fixes its vertex
-    # ids to the licensed mesh. The shipped free model is read as it is; a user's file is rewritten
-    # as a clean npz from the arrays read safely (smplx itself would unpickle it), then the ids set.
-    if path is None:
-        model = smplx.SMPLX(str(file), ext="npz", gender=gender, **smplx_kwargs)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            clean = atomic_save_npz(Path(tmp) / f"SMPLX_{gender.upper()}.npz", **arrays)
-            model = smplx.SMPLX(str(clean), ext="npz", gender=gender, **smplx_kwargs)
+        return smplx.SMPL(str(file), data_struct=Struct(**known), gender=gender, vertex_ids=vertex_ids, **smplx_kwargs)
+    with tempfile.TemporaryDirectory(prefix="hmrlab_smplx_") as tmp:
+        clean = atomic_save_npz(Path(tmp) / f"SMPLX_{gender.upper()}.npz", **known)
+        model = smplx.SMPLX(str(clean), ext="npz", gender=gender, **smplx_kwargs)
     if vertex_ids is not None:
         selector_options = {k: smplx_kwargs[k] for k in ("use_hands", "use_feet_keypoints") if k in smplx_kwargs}
         model.vertex_joint_selector = VertexJointSelector(vertex_ids=vertex_ids, **selector_options)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from hmrlab.body.skeletons import COCO_17
-from hmrlab.data.safe_files import checked_array, existing_file, require_key
-from hmrlab.io import atomic_write_text
+from hmrlab.data.safe_files import checked_array, checked_dict, checked_list, existing_file, require_key
+from hmrlab.io import atomic_write_text, read_json
 
 # COCO's limb list, 1-based as in the annotation files: legs, hips, torso, arms, face.
 COCO_SKELETON = (
@@ -54,14 +54,25 @@ class CocoKeypoints:
     skeleton: np.ndarray
 
 
+def _whole(value: Any, where: str) -> int:
+    """`value` as an int if it is a whole number (COCO ids, sizes), else `ValueError` naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{where} must be a whole number; got {value!r:.60}")
+    if abs(value) >= 2**63:
+        raise ValueError(f"{where} is {value:.3g}, too large for an id or a size")
+    return int(value)
+
+
 def _person_category(content: dict, where: str) -> tuple[int, tuple[str, ...], np.ndarray]:
     """The person category's id, keypoint names (checked against `COCO_17`) and 0-based skeleton."""
-    categories = require_key(content, "categories", where, "a list with the 'person' category")
+    categories = checked_list(require_key(content, "categories", where, "a list with the 'person' category"),
+                              f"{where}: categories", "category dicts")
     people = [c for c in categories if isinstance(c, dict) and "keypoints" in c]
     if len(people) != 1:
         raise ValueError(f"{where}: categories must hold exactly one category with 'keypoints' (person); "
                          f"found {len(people)}")
-    names = tuple(require_key(people[0], "keypoints", f"{where}: categories", "the 17 keypoint names"))
+    names = tuple(checked_list(require_key(people[0], "keypoints", f"{where}: categories", "the 17 keypoint names"),
+                               f"{where}: the person category's keypoints", "the 17 keypoint names"))
     if names != COCO_17.joint_names:
         raise ValueError(f"{where}: the person category's keypoints are {list(names)}; expected COCO's 17 "
                          f"{list(COCO_17.joint_names)}")
@@ -74,7 +85,9 @@ def _person_category(content: dict, where: str) -> tuple[int, tuple[str, ...], n
     if missing:
         raise ValueError(f"{where}: the skeleton does not link {missing} to their COCO_17 parents; expected "
                          f"COCO's limbs {list(COCO_SKELETON)}")
-    return int(require_key(people[0], "id", f"{where}: categories", "the category id")), names, skeleton
+    category = _whole(require_key(people[0], "id", f"{where}: categories", "the category id"),
+                      f"{where}: the person category's id")
+    return category, names, skeleton
 
 
 def _annotation_arrays(annotation: Any, index: int, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,33 +107,40 @@ def load_coco_keypoints(path: str | os.PathLike) -> CocoKeypoints:
     """
     path = existing_file(path, _FILE)
     where = str(path)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON (truncated or corrupt?): {error}") from error
+    content = checked_dict(read_json(path, _FILE), where, "a COCO object with images, annotations and categories")
     category, names, skeleton = _person_category(content, where)
-    images = require_key(content, "images", where, "a list of {id, file_name, width, height}")
+    images = checked_list(require_key(content, "images", where, "a list of {id, file_name, width, height}"),
+                          f"{where}: images", "{id, file_name, width, height} dicts")
     for i, image in enumerate(images):
-        for key in ("id", "file_name", "width", "height"):
-            require_key(image, key, f"{where}: images[{i}]", "COCO image entry")
-    image_ids = np.array([image["id"] for image in images], dtype=np.int64)
-    annotations = [
-        a for a in require_key(content, "annotations", where, "a list of person annotations")
-        if require_key(a, "category_id", f"{where}: annotations", "the category id") == category
-    ]
-    for key in ("id", "image_id"):
-        for i, annotation in enumerate(annotations):
-            require_key(annotation, key, f"{where}: annotations[{i}]", "COCO annotation entry")
-    annotation_image_ids = np.array([a["image_id"] for a in annotations], dtype=np.int64)
+        entry = f"{where}: images[{i}]"
+        for key in ("id", "width", "height"):
+            _whole(require_key(image, key, entry, "COCO image entry"), f"{entry}[{key!r}]")
+        if not isinstance(require_key(image, "file_name", entry, "COCO image entry"), str):
+            raise ValueError(f"{entry}['file_name'] must be a string (the image's path)")
+    image_ids = np.array([int(image["id"]) for image in images], dtype=np.int64)
+    annotations = []
+    for i, annotation in enumerate(checked_list(require_key(content, "annotations", where, "person annotations"),
+                                                f"{where}: annotations", "annotation dicts")):
+        owner = f"{where}: annotations[{i}]"
+        if require_key(annotation, "category_id", owner, "the category id") != category:
+            continue
+        for key in ("id", "image_id"):
+            _whole(require_key(annotation, key, owner, "COCO annotation entry"), f"{owner}[{key!r}]")
+        if not isinstance(annotation.get("iscrowd", 0), (bool, int)):
+            raise ValueError(f"{owner}['iscrowd'] must be 0 or 1; got {annotation['iscrowd']!r:.60}")
+        annotations.append((i, annotation))
+    arrays = [_annotation_arrays(a, i, where) for i, a in annotations]
+    annotations = [a for _, a in annotations]
+    annotation_image_ids = np.array([int(a["image_id"]) for a in annotations], dtype=np.int64)
     unknown = sorted(set(annotation_image_ids.tolist()) - set(image_ids.tolist()))
     if unknown:
         raise ValueError(f"{where}: annotations refer to images {unknown[:10]} that 'images' does not list")
-    arrays = [_annotation_arrays(a, i, where) for i, a in enumerate(annotations)]
     return CocoKeypoints(
         image_ids=image_ids,
         file_names=[str(image["file_name"]) for image in images],
-        image_sizes=np.array([[image["width"], image["height"]] for image in images], dtype=np.int64).reshape(-1, 2),
-        annotation_ids=np.array([a["id"] for a in annotations], dtype=np.int64),
+        image_sizes=np.array([[int(image["width"]), int(image["height"])] for image in images],
+                             dtype=np.int64).reshape(-1, 2),
+        annotation_ids=np.array([int(a["id"]) for a in annotations], dtype=np.int64),
         annotation_image_ids=annotation_image_ids,
         keypoints=np.array([k for k, _ in arrays], dtype=np.float64).reshape(-1, 17, 3),
         boxes=np.array([b for _, b in arrays], dtype=np.float64).reshape(-1, 4),

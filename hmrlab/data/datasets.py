@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -28,6 +27,7 @@ from hmrlab.data.coco import CocoKeypoints
 from hmrlab.data.crops import apply_affine, person_crop
 from hmrlab.data.h36m import H36MData
 from hmrlab.data.pw3d import PW3DActor, PW3DSequence
+from hmrlab.data.safe_files import read_image
 from hmrlab.data.smpl_targets import h36m_joints, posed_smpl, smpl_arrays
 from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, mirror_poses
 from hmrlab.validation import format_shape
@@ -260,8 +260,7 @@ class PW3DCrops(Dataset):
 
     def _crop(self, name: str, frame: int, box: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """Frame `frame` of sequence `name` cropped about `box` (4,): (3, H, W) float32 in [0, 1], (2, 3) affine."""
-        with Image.open(self.image_root / name / f"image_{frame:05d}.jpg") as image:
-            rgb = np.asarray(image.convert("RGB"))
+        rgb = read_image(self.image_root / name / f"image_{frame:05d}.jpg", f"3DPW frame {frame} of {name}")
         crop, affine = person_crop(rgb, box, size=self.crop_size, scale=self.scale)
         return torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0, affine
 
@@ -495,8 +494,7 @@ class CocoCrops(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Tensor]:
         i = self.index[item]
-        with Image.open(self.image_root / self.files[int(self.coco.annotation_image_ids[i])]) as image:
-            rgb = np.asarray(image.convert("RGB"))
+        rgb = read_image(self.image_root / self.files[int(self.coco.annotation_image_ids[i])], "COCO image")
         x, y, w, h = self.coco.boxes[i]
         crop, affine = person_crop(rgb, np.array([x, y, x + w, y + h]), size=self.crop_size, scale=self.scale)
         height, width = self.crop_size

@@ -115,7 +115,7 @@ def _selected(tree: Any, subjects: tuple[str, ...] | None, where: str) -> list[s
         return list(tree)
     missing = [s for s in subjects if s not in tree]
     if missing:
-        raise ValueError(f"{where} has no subjects {missing}; it has {sorted(tree)}")
+        raise ValueError(f"{where} has no subjects {missing}; it has {sorted(map(str, tree))}")
     return list(subjects)
 
 

@@ -114,6 +114,10 @@ def check_3dpw_sequence(content: Any, where: str) -> dict[str, Any]:
     content = checked_dict(content, where, "a 3DPW sequence with keys " + ", ".join(REQUIRED_KEYS))
     for key in REQUIRED_KEYS:
         require_key(content, key, where, "see hmrlab.data.pw3d for the 3DPW keys")
+    if not isinstance(content["sequence"], str) or not content["sequence"]:
+        raise ValueError(
+            f"{where}: sequence must be the sequence's name (a non-empty str); got {content['sequence']!r:.60}"
+        )
     genders = content["genders"]
     if not isinstance(genders, (list, tuple)) or not genders or any(g not in ("m", "f") for g in genders):
         raise ValueError(f"{where}: genders must be a non-empty list of 'm' or 'f', one per actor; got {genders!r}")

@@ -47,9 +47,9 @@ from hmrlab.body.skeletons import H36M_17
 from hmrlab.data.cameras import Y_UP_TO_Z_UP, Camera, DetectorNoise, h36m_like_cameras
 from hmrlab.data.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, write_h36m
 from hmrlab.data.motions import ACTIONS, Motion, generate_motion
-from hmrlab.data.safe_files import existing_file, read_npz
+from hmrlab.data.safe_files import checked_array, existing_file, read_npz
 from hmrlab.geometry import axis_angle_to_matrix
-from hmrlab.io import atomic_save_npz, atomic_write_text
+from hmrlab.io import atomic_save_npz, atomic_write_text, read_json
 
 H36M_SUBJECTS = H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS
 
@@ -96,8 +96,8 @@ def is_cached(out_dir: Path, digest: str, files: Iterable[str]) -> bool:
     exists. Both generators (this module's and `hmrlab.data.synth_images`) delete the manifest
     before writing and write it last, so a manifest never vouches for half-written files."""
     try:
-        manifest = json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = read_json(out_dir / MANIFEST, "SynthHuman manifest")
+    except (OSError, ValueError):  # absent, unreadable or corrupt: generate again
         return False
     return (
         isinstance(manifest, dict)
@@ -276,17 +276,26 @@ def load_h36m_cameras(path: str | os.PathLike, *, ignore_distortion: bool = Fals
     `ignore_distortion` is passed to `Camera.from_videopose3d_dict` (real calibrations have lens
     distortion, which the pinhole camera leaves out).
     """
-    path = existing_file(path, "cameras.json (subject -> list of VideoPose3D camera dicts)")
-    try:
-        content = json.loads(path.read_text())
-    except ValueError as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
+    description = "cameras.json (subject -> list of VideoPose3D camera dicts)"
+    path = existing_file(path, description)
+    content = read_json(path, description)
     if not isinstance(content, dict) or not all(isinstance(v, list) for v in content.values()):
         raise ValueError(f"{path} must hold a JSON object: subject -> list of camera dicts")
-    return {
-        subject: [Camera.from_videopose3d_dict(c, ignore_distortion=ignore_distortion) for c in cameras]
-        for subject, cameras in content.items()
-    }
+    cameras_by_subject = {}
+    for subject, cameras in content.items():
+        cameras_by_subject[subject] = []
+        for i, camera in enumerate(cameras):
+            if not isinstance(camera, dict):
+                raise ValueError(
+                    f"{path}: {subject}[{i}] must be a VideoPose3D camera dict; got a {type(camera).__name__}"
+                )
+            try:
+                cameras_by_subject[subject].append(
+                    Camera.from_videopose3d_dict(camera, ignore_distortion=ignore_distortion)
+                )
+            except (TypeError, ValueError, KeyError, IndexError, OverflowError) as error:
+                raise ValueError(f"{path}: {subject}[{i}] is not a valid camera: {error}") from error
+    return cameras_by_subject
 
 
 def load_smpl_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -296,11 +305,13 @@ def load_smpl_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     subjects: dict[str, dict[str, Any]] = {}
     for key, array in read_npz(path, "SynthHuman smpl_params.npz").items():
         parts = key.split("/")
+        where = f"{path}: {key}"
         if len(parts) == 2 and parts[1] == "betas":
-            subjects.setdefault(parts[0], {"actions": {}})["betas"] = array
+            subjects.setdefault(parts[0], {"actions": {}})["betas"] = checked_array(array, ("B",), where)
         elif len(parts) == 3 and parts[2] in ("poses", "transl"):
             entry = subjects.setdefault(parts[0], {"actions": {}})
-            entry["actions"].setdefault(parts[1], {})[parts[2]] = array
+            shape = ("T", 24, 3) if parts[2] == "poses" else ("T", 3)
+            entry["actions"].setdefault(parts[1], {})[parts[2]] = checked_array(array, shape, where)
         else:
             raise ValueError(f"{path}: unexpected key {key!r}; expected 'S1/betas' or 'S1/<action>/poses|transl'")
     return subjects

@@ -49,7 +49,7 @@ from hmrlab.data.motions import ACTIONS, MAX_DURATION, generate_motion
 from hmrlab.data.pw3d import PW3D_KEYPOINTS_2D, write_3dpw
 from hmrlab.data.render import random_background, random_body_color, random_lighting, render_clip
 from hmrlab.data.synth import MANIFEST, config_hash, is_cached, standing_transl
-from hmrlab.io import atomic_write, atomic_write_text
+from hmrlab.io import atomic_write, atomic_write_text, read_json
 
 COCO_FILE = "annotations/person_keypoints_synth.json"
 # COCO's 17 keypoints are 17 of OpenPose's 18 (all but the neck), under the same names.
@@ -89,8 +89,8 @@ def _remove_previous_set(out_dir: Path, keep: list[str]) -> None:
     """Delete the manifest and the files of the set it lists that the new set does not rewrite, so
     that `load_3dpw` on the folder does not also find an older config's sequences."""
     try:
-        previous = expected_files(json.loads((out_dir / MANIFEST).read_text())["config"])
-    except (OSError, ValueError, KeyError, TypeError):
+        previous = expected_files(read_json(out_dir / MANIFEST, "SynthHuman manifest")["config"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent or corrupt: nothing known to remove
         previous = []
     (out_dir / MANIFEST).unlink(missing_ok=True)  # no stale manifest may vouch for half-written files
     for name in set(previous) - set(keep):

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from PIL import Image
 from torch import Tensor
 
 from hmrlab import evaluation, paths
 from hmrlab.data.datasets import camera_frame_targets, normalize_screen_coordinates
 from hmrlab.data.pw3d import PW3DSequence, load_3dpw
+from hmrlab.data.safe_files import read_image
 from hmrlab.data.smpl_targets import h36m_joints, posed_smpl, smpl_arrays
 from hmrlab.data.synth_images import generate_3dpw_like
 
@@ -74,8 +74,8 @@ def image_size(folder: str | os.PathLike, sequence: str) -> tuple[int, int]:
     path = Path(folder).expanduser() / "imageFiles" / sequence / "image_00000.jpg"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; the folder must hold imageFiles/<sequence>/image_00000.jpg")
-    with Image.open(path) as image:
-        return image.size
+    height, width = read_image(path, "3DPW image").shape[:2]
+    return width, height
 
 
 def lifting_sequences(folder: str | os.PathLike, split: str = "test") -> dict[str, tuple[Tensor, Tensor]]:

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import os
 import warnings
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -37,7 +35,7 @@ from hmrlab.data.synth_wholebody import (
     make_wholebody_samples,
 )
 from hmrlab.evaluation import pw3d_split
-from hmrlab.io import atomic_save_npz
+from hmrlab.io import atomic_save_npz, read_npz
 from hmrlab.models.bidrn import NUM_BODY_JOINTS, BiDRN, bidrn_loss
 from hmrlab.training.config import (
     RunConfig,
@@ -100,8 +98,11 @@ def _save_samples(samples: WholeBodySamples, path: Path) -> None:
 
 def _load_samples(path: Path, count: int, image_size: tuple[int, int]) -> WholeBodySamples:
     """The samples cached at ``path``; ValueError if the file does not hold `count` samples of that size."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {f.name: torch.from_numpy(data[f.name]) for f in fields(WholeBodySamples)}
+    data = read_npz(path, "cached whole-body samples", objects="skip")
+    missing = [f.name for f in fields(WholeBodySamples) if f.name not in data]
+    if missing:
+        raise ValueError(f"the file has no {missing}")
+    arrays = {f.name: torch.from_numpy(data[f.name]) for f in fields(WholeBodySamples)}
     if arrays["images"].dtype != torch.uint8 or tuple(arrays["images"].shape) != (count, 3, *image_size):
         raise ValueError(f"images are {arrays['images'].dtype} {tuple(arrays['images'].shape)}")
     if any(len(value) != count for name, value in arrays.items() if name not in ("focal", "center")):
@@ -123,7 +124,7 @@ def cached_wholebody_samples(
     if path.is_file():
         try:
             return _load_samples(path, count, image_size)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        except ValueError as error:
             warnings.warn(f"cannot read the cached samples {path} ({error}); rendering them again", stacklevel=2)
     samples = make_wholebody_samples(count, image_size, seed)
     _save_samples(samples, path)
