@@ -13,6 +13,19 @@ Conventions used throughout:
 * The 6D representation of Zhou et al. (CVPR 2019) is the first two **columns** of R, flattened
   row by row: ``R[..., :, :2].reshape(..., 6) = (R00, R01, R10, R11, R20, R21)``. This is the layout
   of SPIN/HMR-style code (``x.view(-1, 3, 2)``); PyTorch3D instead uses the first two rows.
+
+Invalid inputs raise ValueError, never a silent substitute:
+
+* rotations and point sets must be real floating-point tensors (`hmrlab.validation.check_floating`):
+  integer, boolean and complex tensors are refused (a complex tensor is not reduced to its real part);
+  `similarity_transform` needs float32 or float64 (its SVD has no half-precision kernel);
+* inputs with a validity condition beyond their shape are checked, NaN and inf included (one device
+  sync each): a quaternion must have a non-zero finite norm (the zero quaternion is no rotation, not
+  the identity), the two 3-vectors of a 6D rotation must be finite, the first non-zero and the second
+  not parallel to it (else Gram-Schmidt gives no rotation); the point sets of alignment and projection
+  must be finite (`hmrlab.validation.check_points`);
+* the other conversions (axis-angle, matrices) do no value checks: NaN or inf in gives NaN out, as in
+  torch itself, at no device sync.
 """
 
 from __future__ import annotations
@@ -23,7 +36,33 @@ from numbers import Integral
 import torch
 import torch.nn.functional as F
 
-from hmrlab.validation import check_points, check_same_shape, check_shape
+from hmrlab.validation import (
+    check_flip_permutation,
+    check_floating,
+    check_points,
+    check_real,
+    check_same_shape,
+    check_shape,
+)
+
+NORM_EPS = 1e-12
+"""Norms at or below this are zero for `quaternion_to_matrix` and `rot6d_to_matrix` (F.normalize's eps)."""
+
+
+def _check_rotation_input(x: torch.Tensor, name: str, pattern: tuple[int, ...]) -> None:
+    check_floating(x, name)
+    check_shape(x, name, pattern)
+
+
+def _above(norms: torch.Tensor, limit: torch.Tensor | float) -> torch.Tensor:
+    """Where ``norms`` are finite and greater than ``limit`` (False for NaN)."""
+    return torch.isfinite(norms) & (norms > limit)
+
+
+def _refuse_unless(ok: torch.Tensor, name: str, problem: str) -> None:
+    """ValueError naming how many entries of ``name`` are not ``ok`` (one device sync)."""
+    if not bool(ok.all()):
+        raise ValueError(f"{name} has {int((~ok).sum())} of {ok.numel()} entries that {problem}")
 
 
 def _small_angle_threshold(dtype: torch.dtype) -> float:
@@ -52,7 +91,7 @@ def _half_angle_terms(axis_angle: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 def skew_matrix(v: torch.Tensor) -> torch.Tensor:
     """Cross-product matrix ``[v]_x`` with ``[v]_x u = v x u``: (..., 3) -> (..., 3, 3)."""
-    check_shape(v, "v", (3,))
+    _check_rotation_input(v, "v", (3,))
     x, y, z = v.unbind(-1)
     zero = torch.zeros_like(x)
     rows = (
@@ -71,7 +110,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     cancellation at small angles and the gradient is finite at v = 0 (SMPL's `batch_rodrigues`
     adds 1e-8 to theta instead).
     """
-    check_shape(axis_angle, "axis_angle", (3,))
+    _check_rotation_input(axis_angle, "axis_angle", (3,))
     c, s = _half_angle_terms(axis_angle)
     a = (2 * s * c)[..., None, None]
     b = (2 * s * s)[..., None, None]
@@ -82,7 +121,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
 
 def axis_angle_to_quaternion(axis_angle: torch.Tensor) -> torch.Tensor:
     """(..., 3) -> unit quaternion (..., 4), (w, x, y, z): ``(cos(theta/2), sin(theta/2) axis)``."""
-    check_shape(axis_angle, "axis_angle", (3,))
+    _check_rotation_input(axis_angle, "axis_angle", (3,))
     c, s = _half_angle_terms(axis_angle)
     return torch.cat([c[..., None], s[..., None] * axis_angle], -1)
 
@@ -91,10 +130,10 @@ def quaternion_to_axis_angle(quaternion: torch.Tensor) -> torch.Tensor:
     """(..., 4) (w, x, y, z), any non-zero norm -> axis-angle (..., 3) with angle in [0, pi].
 
     ``theta = 2 atan2(|v|, w)`` is accurate at every angle (unlike ``2 acos(w)`` near 0 or
-    ``2 asin(|v|)`` near pi); q and -q give the same result.
+    ``2 asin(|v|)`` near pi); q and -q give the same result. ValueError for a zero, NaN or inf
+    quaternion (`_quaternion_unit`).
     """
-    check_shape(quaternion, "quaternion", (4,))
-    q = F.normalize(quaternion, dim=-1)
+    q = _quaternion_unit(quaternion)
     # q and -q are the same rotation; choosing w >= 0 keeps theta in [0, pi].
     q = torch.where(q[..., :1] < 0, -q, q)
     w, v = q[..., 0], q[..., 1:]
@@ -108,10 +147,19 @@ def quaternion_to_axis_angle(quaternion: torch.Tensor) -> torch.Tensor:
     return theta_over_norm[..., None] * v
 
 
+def _quaternion_unit(quaternion: torch.Tensor) -> torch.Tensor:
+    """The unit quaternion (..., 4) of any finite non-zero one; ValueError for a zero, NaN or inf
+    quaternion (no rotation: F.normalize would give zero, then the identity or NaN)."""
+    _check_rotation_input(quaternion, "quaternion", (4,))
+    _refuse_unless(_above(torch.linalg.vector_norm(quaternion.detach(), dim=-1), NORM_EPS), "quaternion",
+                   "are zero, NaN or inf: the quaternion of a rotation is finite and non-zero, e.g. (1, 0, 0, 0)")
+    return F.normalize(quaternion, dim=-1)
+
+
 def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
-    """(..., 4) (w, x, y, z), normalised first -> rotation matrix (..., 3, 3)."""
-    check_shape(quaternion, "quaternion", (4,))
-    w, x, y, z = F.normalize(quaternion, dim=-1).unbind(-1)
+    """(..., 4) (w, x, y, z), normalised first -> rotation matrix (..., 3, 3). ValueError for a zero,
+    NaN or inf quaternion."""
+    w, x, y, z = _quaternion_unit(quaternion).unbind(-1)
     rows = (
         torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
         torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
@@ -134,7 +182,7 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     largest component, so the division is never by less than 1/2 and every angle, pi included,
     is accurate.
     """
-    check_shape(matrix, "matrix", (3, 3))
+    _check_rotation_input(matrix, "matrix", (3, 3))
     m = matrix
     r00, r01, r02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
     r10, r11, r12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
@@ -172,20 +220,30 @@ def rot6d_to_matrix(rot6d: torch.Tensor) -> torch.Tensor:
 
     The 6 numbers are two 3-vectors stored as the columns of a (3, 2) matrix, row by row (the
     module docstring's layout). Gram-Schmidt turns them into the first two columns ``b1, b2`` of
-    R; the third column is ``b1 x b2``. Any input whose two vectors are independent is valid.
+    R; the third column is ``b1 x b2``. Any input whose two vectors are independent is valid; a zero
+    first vector, a second one parallel to it (to within the square root of the dtype's epsilon,
+    relative to its length), NaN or inf raise ValueError, as no rotation would come out.
     """
-    check_shape(rot6d, "rot6d", (6,))
+    _check_rotation_input(rot6d, "rot6d", (6,))
     two_columns = rot6d.reshape(*rot6d.shape[:-1], 3, 2)
     a1, a2 = two_columns[..., 0], two_columns[..., 1]
     b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    residual = a2 - (b1 * a2).sum(-1, keepdim=True) * b1
+    with torch.no_grad():
+        relative = torch.finfo(torch.promote_types(rot6d.dtype, torch.float32)).eps ** 0.5
+        ok = _above(torch.linalg.vector_norm(a1, dim=-1), NORM_EPS) & _above(
+            torch.linalg.vector_norm(residual, dim=-1), relative * torch.linalg.vector_norm(a2, dim=-1))
+    _refuse_unless(ok, "rot6d", "are no rotation: the first 3-vector (R00, R10, R20) is zero, NaN or inf, or the "
+                   "second (R01, R11, R21) is zero or parallel to it; they must be independent, e.g. "
+                   "(1, 0, 0, 1, 0, 0)")
+    b2 = F.normalize(residual, dim=-1)
     b3 = torch.linalg.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], -1)
 
 
 def matrix_to_rot6d(matrix: torch.Tensor) -> torch.Tensor:
     """Rotation matrix (..., 3, 3) -> 6D (..., 6): its first two columns, flattened row by row."""
-    check_shape(matrix, "matrix", (3, 3))
+    _check_rotation_input(matrix, "matrix", (3, 3))
     return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)
 
 
@@ -208,6 +266,8 @@ def similarity_transform(
     check_points(source, "source")
     check_points(target, "target")
     check_same_shape(source, target, ("source", "target"))
+    for x, name in ((source, "source"), (target, "target")):
+        check_floating(x, name, (torch.float32, torch.float64))
     mu_source = source.mean(-2, keepdim=True)
     mu_target = target.mean(-2, keepdim=True)
     x = source - mu_source
@@ -289,6 +349,7 @@ def weak_perspective_projection(
     the camera was trained for (HMR: normalised image coordinates in [-1, 1]).
     """
     check_shape(points, "points", ("N", 3))
+    check_real(points, "points")
     check_shape(translation, "translation", (2,))
     if tuple(scale.shape) != tuple(points.shape[:-2]):
         raise ValueError(
@@ -305,6 +366,7 @@ def root_align(points: torch.Tensor, root: int | Sequence[int] = 0) -> torch.Ten
     sequence of indices whose mean is the root (e.g. the two hips, (2, 3) in LSP-14 as used for
     3DPW). Returns (..., J, 3) in the same units.
     """
+    check_floating(points, "points")
     check_shape(points, "points", ("J", 3))
     indices = [int(root)] if isinstance(root, Integral) else [int(i) for i in root]
     num_joints = points.shape[-2]
@@ -318,7 +380,13 @@ def root_align(points: torch.Tensor, root: int | Sequence[int] = 0) -> torch.Ten
 
 def mirror_poses(poses: torch.Tensor, flip_permutation: torch.Tensor) -> torch.Tensor:
     """Left-right mirror of poses (..., J, C), 2D or 3D, centred on the image centre or the root:
-    x negated, left and right joints swapped by `flip_permutation` (J,) (e.g. ``H36M_17.flip_permutation``)."""
+    x negated, left and right joints swapped by `flip_permutation` (J,) (e.g. ``H36M_17.flip_permutation``).
+
+    ValueError unless `flip_permutation` holds J integers that permute range(J) in pairs
+    (`hmrlab.validation.check_flip_permutation`): a short index would silently drop joints."""
+    check_shape(poses, "poses", ("J", "C"))
+    check_real(poses, "poses")
+    check_flip_permutation(flip_permutation, poses.shape[-2])
     mirrored = poses[..., flip_permutation, :].clone()
     mirrored[..., 0] *= -1
     return mirrored

@@ -1,9 +1,14 @@
 """3D pose and mesh metrics, with the definitions used by the community benchmarks.
 
 Inputs are NumPy arrays or torch tensors of shape (..., J, 3) (joints) or (..., V, 3) (vertices),
-both the same kind and shape. NumPy inputs are computed in float64 and give NumPy results; torch
-inputs keep their dtype and device and give (differentiable) tensors. Distances are in the units
-of the input: benchmarks report millimetres, so multiply metre inputs by 1000 before reporting.
+both the same kind and shape, non-empty and finite (NaN or inf raise ValueError: mask invalid joints
+first). NumPy inputs are computed in float64 and give NumPy results; torch inputs keep their device and
+give (differentiable) tensors in the promoted dtype of the two, with two deliberate conversions:
+integer tensors are computed in the default float dtype (float32), and float16/bfloat16 tensors in
+float32 (squared distances in millimetres overflow float16 beyond 256 mm, and PA-MPJPE's SVD has no
+half-precision kernel), so those results are float32. Complex and boolean inputs raise ValueError.
+Distances are in the units of the input: benchmarks report millimetres, so multiply metre inputs by
+1000 before reporting.
 
 ``reduction`` chooses the output shape of the per-joint errors (..., J):
 
@@ -53,6 +58,8 @@ def _as_tensors(
     dtype = torch.promote_types(pred.dtype, target.dtype)
     if not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
+    elif dtype in (torch.float16, torch.bfloat16):
+        dtype = torch.float32
     return pred.to(dtype), target.to(dtype), False
 
 

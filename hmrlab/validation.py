@@ -103,15 +103,71 @@ def check_finite(x: Array, name: str) -> None:
         )
 
 
+def check_real(x: Array, name: str) -> None:
+    """Reject arrays that do not hold real numbers: complex and boolean dtypes (and NumPy arrays of
+    strings or objects) raise ValueError; integers and floats pass. Reads only the dtype.
+
+    Complex values are never silently reduced to their real part: the caller says which of
+    ``.real``, ``.abs()`` or ``.angle()`` it means.
+    """
+    if isinstance(x, torch.Tensor):
+        bad = x.dtype.is_complex or x.dtype == torch.bool
+    else:
+        bad = not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or x.dtype == bool
+    if bad:
+        hint = " Take .real or .abs() first, whichever you mean." if "complex" in str(x.dtype) else ""
+        raise ValueError(f"{name} must hold real numbers (integer or floating point); got dtype {x.dtype}.{hint}")
+
+
+def check_floating(x: Any, name: str, dtypes: Sequence[torch.dtype] | None = None) -> None:
+    """Require a torch tensor of a real floating-point dtype (one of `dtypes` when given, e.g.
+    ``(torch.float32, torch.float64)`` for code that needs an SVD). Raises `TypeError` for
+    something that is not a tensor, ValueError naming the dtype and the conversion otherwise.
+    Reads only the dtype."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor; got {type(x).__name__}. Convert it with torch.as_tensor({name})."
+        )
+    allowed = tuple(dtypes) if dtypes is not None else None
+    if x.dtype.is_floating_point and (allowed is None or x.dtype in allowed):
+        return
+    wanted = ("dtype " + " or ".join(str(d).removeprefix("torch.") for d in allowed) if allowed
+              else "a floating-point dtype")
+    hint = (" Take .real or .abs() first, whichever you mean." if x.dtype.is_complex
+            else f" Convert it with {name}.float() or {name}.double().")
+    raise ValueError(f"{name} must have {wanted}; got {str(x.dtype).removeprefix('torch.')}.{hint}")
+
+
+def check_flip_permutation(permutation: Any, num_joints: int, name: str = "flip_permutation") -> list[int]:
+    """A left-right joint swap as a list: (J,) integers that permute range(J) and undo themselves
+    (mirroring twice gives the poses back, ``p[p[j]] == j``); else ValueError."""
+    values = to_numpy(permutation)
+    if values.shape != (num_joints,) or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be {num_joints} integer joint indices (shape ({num_joints},), one per joint of the "
+            f"poses); got shape {format_shape(values.shape)} and dtype {values.dtype}"
+        )
+    indices = values.astype(np.int64).tolist()
+    if sorted(indices) != list(range(num_joints)):
+        raise ValueError(f"{name} must be a permutation of range({num_joints}) (each joint once); got {indices}")
+    if any(indices[i] != j for j, i in enumerate(indices)):
+        raise ValueError(
+            f"{name} must swap left and right joints in pairs (p[p[j]] == j, so that mirroring twice gives the "
+            f"poses back); got {indices}"
+        )
+    return indices
+
+
 def check_points(
     x: Array, name: str, *, dims: Sequence[str] = ("N",), last_dim: int = 3
 ) -> None:
-    """Check a set of points of shape ``(..., *dims, last_dim)``: non-empty and finite.
+    """Check a set of points of shape ``(..., *dims, last_dim)``: real numbers, non-empty and finite.
 
     `dims` names the dimensions before the coordinates, for the error message and the minimum
     number of dimensions: ``dims=("T", "J")`` requires ``(..., T, J, 3)``.
     """
     check_shape(x, name, (*dims, last_dim))
+    check_real(x, name)
     check_nonempty(x, name)
     check_finite(x, name)
 

@@ -416,3 +416,59 @@ def test_mirror_poses_reflects_x_and_swaps_sides():
     mirrored = g.mirror_poses(poses, swap)
     torch.testing.assert_close(mirrored[..., 1, :], poses[..., 2, :] * torch.tensor([-1.0, 1.0, 1.0]))
     torch.testing.assert_close(g.mirror_poses(mirrored, swap), poses)  # an involution
+
+
+# --- invalid values and dtypes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [g.quaternion_to_matrix, g.quaternion_to_axis_angle])
+@pytest.mark.parametrize("bad", [[0.0, 0, 0, 0], [float("nan"), 0, 0, 0], [float("inf"), 0, 0, 0]])
+def test_zero_nan_or_inf_quaternion_is_refused(fn, bad):
+    quaternions = torch.tensor([[1.0, 0, 0, 0], bad])
+    with pytest.raises(ValueError, match=r"quaternion has 1 of 2 entries that are zero, NaN or inf"):
+        fn(quaternions)
+    fn(torch.tensor([1e-6, 0, 0, 0]))  # any non-zero norm is still fine
+
+
+@pytest.mark.parametrize("bad, dtype", [
+    ([0.0] * 6, torch.float64),
+    ([1.0, 2, 0, 0, 0, 0], torch.float64),  # second column parallel to the first
+    ([1.0, 0, 0, 0, 0, 0], torch.float64),  # second column zero
+    ([0.1, 0.3, 0.2, 0.6, 0.3, 0.9], torch.float32),  # parallel up to float32 rounding
+    ([float("nan"), 0, 0, 1, 0, 0], torch.float64),
+])
+def test_degenerate_rot6d_is_refused(bad, dtype):
+    with pytest.raises(ValueError, match="rot6d has 1 of 1 entries that are no rotation"):
+        g.rot6d_to_matrix(torch.tensor(bad, dtype=dtype))
+    rotation = g.rot6d_to_matrix(torch.tensor([1.0, 1.0, 0, 0, 0, 1e-3], dtype=dtype))  # nearly, but not, parallel
+    torch.testing.assert_close(torch.linalg.det(rotation), torch.tensor(1.0, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64, torch.bool])
+@pytest.mark.parametrize("fn, size", [
+    (g.axis_angle_to_matrix, (3,)), (g.quaternion_to_matrix, (4,)), (g.rot6d_to_matrix, (6,)),
+    (g.matrix_to_quaternion, (3, 3)), (g.root_align, (17, 3)),
+])
+def test_non_floating_rotations_are_refused_not_cast(fn, size, dtype):
+    with pytest.raises(ValueError, match=f"must have a floating-point dtype; got {str(dtype).removeprefix('torch.')}"):
+        fn(torch.ones(size, dtype=dtype))
+
+
+def test_alignment_needs_single_or_double_precision_and_real_points():
+    points = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="source must have dtype float32 or float64; got float16"):
+        g.similarity_transform(points.half(), points.half())
+    with pytest.raises(ValueError, match="source must hold real numbers.*complex64"):
+        g.similarity_transform(points.to(torch.complex64), points.to(torch.complex64))
+
+
+@pytest.mark.parametrize("permutation, message", [
+    (torch.tensor([0, 2]), r"must be 3 integer joint indices"),
+    (torch.tensor([0, 0, 1]), r"permutation of range\(3\)"),
+    (torch.tensor([1, 2, 0]), r"in pairs"),
+    ([0, 2, 1, 3], r"must be 3 integer joint indices"),
+])
+def test_mirror_poses_refuses_a_wrong_permutation(permutation, message):
+    with pytest.raises(ValueError, match=message):
+        g.mirror_poses(torch.randn(2, 3, 3), permutation)
+    torch.testing.assert_close(g.mirror_poses(torch.ones(1, 3, 2), [0, 2, 1]), torch.tensor([[[-1.0, 1]] * 3]))

@@ -5,6 +5,7 @@ from scipy.spatial.transform import Rotation
 
 from hmrlab import metrics as m
 
+
 @pytest.fixture
 def poses() -> np.ndarray:
     """(B, J, 3) = (4, 17, 3) random poses in metres."""
@@ -283,3 +284,23 @@ def test_mixed_torch_dtypes_are_promoted():
     out = m.pa_mpjpe(target.float(), target, reduction="frame")
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, torch.zeros(2, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("metric", [m.mpjpe, m.pa_mpjpe, m.n_mpjpe])
+def test_half_precision_is_computed_in_float32(metric, dtype):
+    rng = np.random.default_rng(3)
+    pred, target = (torch.from_numpy(a) * 1000 for a in rng.normal(size=(2, 4, 17, 3)))  # millimetres
+    low = metric(pred.to(dtype), target.to(dtype))  # float16 would overflow squares of 256 mm and more
+    assert low.dtype == torch.float32 and torch.isfinite(low)
+    torch.testing.assert_close(low, metric(pred.to(dtype).float(), target.to(dtype).float()))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["complex64", "bool"])
+def test_complex_and_boolean_inputs_are_refused(kind, dtype):
+    pred = np.zeros((2, 17, 3), dtype=dtype)
+    if kind == "torch":
+        pred = torch.from_numpy(pred)
+    with pytest.raises(ValueError, match=f"pred must hold real numbers .*got dtype .*{dtype}"):
+        m.mpjpe(pred, pred)

@@ -10,8 +10,11 @@ from hmrlab.validation import (
     check_exact_shape,
     check_faces,
     check_finite,
+    check_flip_permutation,
+    check_floating,
     check_nonempty,
     check_points,
+    check_real,
     check_same_shape,
     check_shape,
     format_shape,
@@ -157,3 +160,36 @@ def test_check_faces_returns_int64_triangles(make, dtype):
 def test_check_faces_says_what_is_wrong(faces, n_vertices, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):
         check_faces(faces, n_vertices)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.bool, np.complex128, np.bool_, np.str_])
+def test_check_real_refuses_what_is_not_real_numbers(dtype):
+    x = torch.zeros(2, 3, dtype=dtype) if isinstance(dtype, torch.dtype) else np.zeros((2, 3), dtype=dtype)
+    with pytest.raises(ValueError, match="pred must hold real numbers"):
+        check_real(x, "pred")
+    check_real(torch.zeros(2, dtype=torch.int64), "pred")
+    check_real(np.zeros(2, dtype=np.float16), "pred")
+
+
+def test_check_floating_names_the_dtype_and_the_conversion():
+    check_floating(torch.zeros(2, dtype=torch.bfloat16), "x")
+    with pytest.raises(ValueError, match=r"x must have a floating-point dtype; got int64\. Convert it with x\.float"):
+        check_floating(torch.zeros(2, dtype=torch.int64), "x")
+    with pytest.raises(ValueError, match=r"x must have dtype float32 or float64; got float16"):
+        check_floating(torch.zeros(2, dtype=torch.float16), "x", (torch.float32, torch.float64))
+    with pytest.raises(ValueError, match=r"complex64\. Take \.real or \.abs\(\)"):
+        check_floating(torch.zeros(2, dtype=torch.complex64), "x")
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        check_floating(np.zeros(2), "x")
+
+
+def test_check_flip_permutation():
+    assert check_flip_permutation(np.array([0, 2, 1]), 3) == [0, 2, 1]
+    with pytest.raises(ValueError, match=r"must be 3 integer joint indices \(shape \(3,\)"):
+        check_flip_permutation([0, 1], 3)
+    with pytest.raises(ValueError, match=r"integer joint indices"):
+        check_flip_permutation(np.array([0.0, 2.0, 1.0]), 3)
+    with pytest.raises(ValueError, match=r"permutation of range\(3\)"):
+        check_flip_permutation([0, 0, 1], 3)
+    with pytest.raises(ValueError, match=r"in pairs \(p\[p\[j\]\] == j"):
+        check_flip_permutation([1, 2, 0], 3)

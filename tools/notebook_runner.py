@@ -13,6 +13,7 @@ JSON for JupyterLab (`plotly_mimetype`), and strips execution metadata so diffs 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import logging
 import os
@@ -93,6 +94,52 @@ def _papermill_without_output_widget_emulation() -> Iterator[None]:
         papermill.engines.PapermillNotebookClient = original
 
 
+def read_notebook(path: Path):
+    """The notebook at `path` (nbformat 4); FileNotFoundError if there is none, ValueError if the file
+    is not a Jupyter notebook (another suffix, or not notebook JSON)."""
+    import nbformat
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no notebook at {str(path)!r}" + (" (it is a folder)" if path.is_dir() else ""))
+    if path.suffix != ".ipynb":
+        kind = f"a {path.suffix} file" if path.suffix else "a file without a suffix"
+        raise ValueError(f"{str(path)!r} is not a Jupyter notebook: give an .ipynb file (got {kind})")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises NotJSONError, ValidationError, UnicodeDecodeError...
+        raise ValueError(f"{str(path)!r} is not a readable Jupyter notebook ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:200] if str(error) else ''})") from None
+
+
+def notebook_parameters(notebook) -> list[str] | None:
+    """The names assigned in the notebook's cell tagged ``parameters`` (papermill injects values in a
+    cell after it), in order; None when no cell has that tag."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            # IPython magics and shell lines are no Python; they assign nothing papermill could override.
+            source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            try:
+                tree = ast.parse(source)
+            except SyntaxError as error:
+                raise ValueError(f"the notebook's parameters cell is not valid Python (line {error.lineno}: "
+                                 f"{error.msg})") from None
+            names: list[str] = []
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign):
+                    targets = node.targets
+                elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                    targets = [node.target]
+                else:
+                    continue
+                for target in targets:
+                    for leaf in ast.walk(target):
+                        if isinstance(leaf, ast.Name) and leaf.id not in names:
+                            names.append(leaf.id)
+            return names
+    return None
+
+
 def list_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
     """Every `*.ipynb` directly under `directory`, in name order (checkpoints excluded)."""
     return sorted(p for p in directory.glob("*.ipynb") if p.is_file())
@@ -109,15 +156,25 @@ def execute_notebook(
     """Run `path` in a fresh kernel with `QUICK` (and `parameters`) injected; write the result.
 
     The notebook runs with its own folder as working directory, as it does in JupyterLab. Raises
-    `NotebookError` naming the notebook and the failing cell when a cell raises.
+    `NotebookError` naming the notebook and the failing cell when a cell raises; before running,
+    FileNotFoundError for a missing file and ValueError for a file that is not a notebook, or for
+    parameters (QUICK included) that its ``parameters`` cell does not define: papermill would inject
+    them and the notebook would silently ignore them.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    path = Path(path).expanduser().resolve()
+    known = notebook_parameters(read_notebook(path))
+    given = {"QUICK": quick, **(parameters or {})}
+    unknown = sorted(set(given) - set(known or []))
+    if unknown:
+        defined = f"its parameters cell defines {known}" if known is not None else "it has no cell tagged 'parameters'"
+        raise ValueError(f"{path.name} has no parameter(s) {unknown}: {defined}. Check the spelling, or add them "
+                         "to that cell")
     # papermill cannot infer a parameter written as an expression (QUICK = os.environ...) and says so
-    # on every run; the injected value still takes effect, so keep only its errors.
+    # on every run; the injected value still takes effect (checked above), so keep only its errors.
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    path = Path(path).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     output = output_dir / path.name
     started = time.perf_counter()
@@ -126,7 +183,7 @@ def execute_notebook(
             papermill.execute_notebook(
                 str(path),
                 str(output),
-                parameters={"QUICK": quick, **(parameters or {})},
+                parameters=given,
                 kernel_name=kernel_name,
                 cwd=str(path.parent),
                 progress_bar=False,
@@ -185,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             run = execute_notebook(path, args.output_dir, quick=not args.full)
             print(f"ok    {run.seconds:7.1f} s  {path.name} -> {run.output}", flush=True)
-        except NotebookError as error:
+        except (NotebookError, ValueError, FileNotFoundError) as error:
             failures += 1
             print(f"FAIL  {error}", flush=True)
     if failures:

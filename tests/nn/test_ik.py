@@ -150,3 +150,28 @@ def test_swing_of_opposite_directions_is_a_half_turn(dtype):
     torch.testing.assert_close((rotation @ rest[..., None])[..., 0], posed)
     torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), torch.eye(3, dtype=dtype).expand(3, 3, 3))
     torch.testing.assert_close(torch.linalg.det(rotation), torch.ones(3, dtype=dtype))
+
+
+def test_invalid_values_and_dtypes_are_refused(rest_joints) -> None:
+    rest = rest_joints[:1]
+    joints = ik.forward_kinematics(random_rotmats(2, seed=7), rest, PARENTS)
+    for dtype in (torch.float16, torch.int64, torch.complex128):
+        with pytest.raises(ValueError, match=f"joints must have dtype float32 or float64; got {str(dtype)[6:]}"):
+            ik.inverse_kinematics(joints.to(dtype), rest.to(dtype), PARENTS)
+    with pytest.raises(ValueError, match=r"joints has batch size 0 \(shape \(0, 24, 3\)\); IK needs at least one"):
+        ik.inverse_kinematics(joints[:0], rest, PARENTS)
+    collapsed = joints.clone()
+    collapsed[1, 4] = collapsed[1, 1]  # the left knee on the left hip
+    with pytest.raises(ValueError, match=r"joints: the two joints coincide .* for bone\(s\) 1->4 \(1 in all, the "
+                                         r"first in batch item 1\)"):
+        ik.inverse_kinematics(collapsed, rest, PARENTS)
+    flat = rest.clone()
+    flat[0, 10] = flat[0, 7]
+    for call in (lambda: ik.inverse_kinematics(joints, flat, PARENTS),
+                 lambda: ik.twist_angles(random_rotmats(2, seed=7), flat, PARENTS)):
+        with pytest.raises(ValueError, match=r"rest_joints: the two joints coincide .* bone\(s\) 7->10"):
+            call()
+    twist = torch.tensor([1.0, 0.0], dtype=torch.float64).repeat(2, 23, 1)
+    twist[0, 2] = 0
+    with pytest.raises(ValueError, match=r"twist: \(cos, sin\) is \(0, 0\), which is no angle.* bone\(s\) 0->3"):
+        ik.inverse_kinematics(joints, rest, PARENTS, twist)

@@ -138,3 +138,75 @@ def test_train_refuses_bad_data_before_writing_the_run(tmp_path):
     with pytest.raises(ValueError, match=r"unknown data keys \['frame'\] for the lifting task"):
         training.train(config)
     assert not (tmp_path / "run").exists()
+
+
+# --- RunConfig's own fields and the YAML it is read from ---------------------------------------------
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lr", 0, r"lr must be a number > 0 and finite; got 0"),
+    ("lr", float("inf"), r"lr must be a number > 0 and finite; got inf"),
+    ("lr", float("nan"), r"lr must be a number > 0 and finite; got nan"),
+    ("lr", "abc", r"lr must be a number > 0 and finite; got 'abc'"),
+    ("lr_decay", -1, r"lr_decay must be a number in \(0, 1\]"),
+    ("weight_decay", -0.1, r"weight_decay must be a number >= 0"),
+    ("warmup_steps", -3, r"warmup_steps must be a whole number >= 0"),
+    ("workers", 1.5, r"workers must be a whole number >= 0"),
+    ("amp", "off please", r"amp must be true, false or null"),
+    ("progress", "no", r"progress must be true or false"),
+    ("grad_clip", 0, r"grad_clip must be a number > 0"),
+    ("ema_decay", 1, r"ema_decay must be a number strictly between 0 and 1"),
+    ("seed", 1.5, r"seed must be an integer"),
+    ("device", 3, r"device must be a non-empty string"),
+    ("model", "", r"model must be a non-empty string"),
+    ("model_args", [1], r"model_args must be a mapping"),
+    ("out_dir", "", r"out_dir must be a path"),
+])
+def test_run_settings_are_checked_when_the_configuration_is_made(key, value, message):
+    with pytest.raises(ValueError, match=rf"^{message}"):
+        training.load_config({key: value})
+
+
+def test_run_settings_accept_and_convert():
+    config = training.load_config({"lr": 1, "ema_decay": 0.999, "amp": None, "grad_clip": None, "out_dir": "~/runs/x"})
+    assert config.lr == 1.0 and type(config.lr) is float and config.ema_decay == 0.999
+    assert config.out_dir == str(Path.home() / "runs" / "x")
+    assert cfg.path("~/data", "data.dir") == Path.home() / "data"
+
+
+def _yaml_file(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_is_read_strictly(tmp_path):
+    assert training.load_config(_yaml_file(tmp_path, "lr: 1e-3\nwarmup_steps: 10\n")).lr == 0.001  # YAML 1.1: a string
+    with pytest.raises(ValueError, match=r"run\.yaml' is not valid YAML at line 3, column 1: duplicate key 'lr' "
+                                         r"\(first on line 1\)"):
+        training.load_config(_yaml_file(tmp_path, "lr: 0.1\nepochs: 2\nlr: 0.2\n"))
+    with pytest.raises(ValueError, match="duplicate key 'dim'"):
+        training.load_config(_yaml_file(tmp_path, "model_args: {dim: 8, dim: 16}\n"))
+    with pytest.raises(ValueError, match=r"run\.yaml' is not valid YAML at line 3, column 1: expected ',' or '\}'"):
+        training.load_config(_yaml_file(tmp_path, "epochs: 3\nmodel_args: {dim: 8\n"))
+    with pytest.raises(ValueError, match=r"the value of the override 'lr=\[1' is not valid YAML"):
+        training.load_config({}, ["lr=[1"])
+    with pytest.raises(ValueError, match="not a setting name"):
+        training.load_config({}, ["model_args..dim=3"])
+    for empty in ("", "# only a comment\n"):
+        with pytest.raises(ValueError, match=r"holds no settings .* paper-size run.*\{\} to mean the defaults"):
+            training.load_config(_yaml_file(tmp_path, empty))
+    assert training.load_config(_yaml_file(tmp_path, "{}\n")) == training.RunConfig()
+    with pytest.raises(ValueError, match="is a folder"):
+        training.load_config(tmp_path)
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match="is not a text file"):
+        training.load_config(tmp_path / "binary.yaml")
+
+
+def test_overrides_do_not_edit_the_callers_mapping_and_quick_keys_are_checked():
+    raw = {"model_args": {"dim": 64}, "quick": {"model_args.dim": 8}}
+    training.load_config(raw, ["model_args.dim=32"], quick=True)
+    assert raw == {"model_args": {"dim": 64}, "quick": {"model_args.dim": 8}}
+    with pytest.raises(ValueError, match=r"unknown keys \['epoch'\] in 'quick'"):
+        training.load_config({"quick": {"epoch": 1}})  # found without quick=True too

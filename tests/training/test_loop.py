@@ -1,4 +1,5 @@
 import importlib.util
+import io
 import os
 import random
 import signal
@@ -355,3 +356,278 @@ def test_two_gloo_processes_agree_with_one(tmp_path):
     for a, b in zip(history, two["history"], strict=True):
         for key in ("train_loss", "train_mae", "val_loss", "val_mae"):
             np.testing.assert_allclose(b[key], a[key], rtol=1e-5)
+
+
+# --- what may change on resume, and what is refused --------------------------------------------------
+
+
+def _batches(size):
+    x, y = _regression_data()
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+def test_resume_refuses_other_optimizer_settings_naming_both_values(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(nn.Linear(3, 1), _mse, _batches(16), epochs=1, lr=0.01, checkpoint=path, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"other optimizer settings: lr 0\.01 in the checkpoint, 0\.1 now"):
+        fit(nn.Linear(3, 1), _mse, _batches(16), epochs=2, lr=0.1, checkpoint=path, device="cpu", progress=False)
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match=r"weight_decay 0\.01 in the checkpoint, 0\.5 now"):
+        fit(model, _mse, _batches(16), epochs=2, optimizer=torch.optim.AdamW(model.parameters(), 0.01, weight_decay=0.5),
+            checkpoint=path, device="cpu", progress=False)
+    assert len(fit(nn.Linear(3, 1), _mse, _batches(16), epochs=2, lr=0.01, checkpoint=path, device="cpu",
+                   progress=False)) == 2  # epochs may grow
+
+
+def test_resume_with_another_batch_count_is_refused_also_mid_epoch(tmp_path):
+    path = tmp_path / "run.pt"
+    calls = 0
+
+    def interrupted(model, batch):
+        nonlocal calls
+        calls += 1
+        if calls == 12 + 3:  # epoch 2, step 3 of 12 batches of 4
+            signal.raise_signal(signal.SIGINT)
+        return _mse(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(nn.Linear(3, 1), interrupted, _batches(4), epochs=3, checkpoint=path, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="gives 3 batches an epoch but the run .* had 12: the batch size or the data"):
+        fit(nn.Linear(3, 1), _mse, _batches(16), epochs=3, checkpoint=path, device="cpu", progress=False)
+    # A checkpoint of an earlier version, without the count: the replay itself says so.
+    state = torch.load(path, weights_only=True)
+    del state["batches"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="stopped in epoch 2 after step 3, but train_data now gives only 2 batches"):
+        fit(nn.Linear(3, 1), _mse, [b for b in _batches(16)][:2], epochs=3, checkpoint=path, device="cpu",
+            progress=False)
+
+
+def _counting(loss_fn=_mse):
+    def counted(model, batch):
+        counted.calls += 1
+        return loss_fn(model, batch)
+
+    counted.calls = 0
+    return counted
+
+
+def test_best_file_without_its_checkpoint_is_not_replaced(tmp_path):
+    path = tmp_path / "run.pt"
+    x, y = _regression_data()
+    arguments = dict(epochs=1, val_data=[(x, y)], checkpoint=path, best_metric="val_loss", device="cpu",
+                     progress=False)
+    fit(nn.Linear(3, 1), _mse, [(x, y)], **arguments)
+    best = hmrlab.training.loop.best_checkpoint_path(path)
+    before = best.read_bytes()
+    path.unlink()  # as a user would delete a damaged checkpoint to start over
+    loss = _counting()
+    with pytest.raises(ValueError, match=r"run\.best\.pt' exists but .*run\.pt' does not.*would replace the best"):
+        fit(nn.Linear(3, 1), loss, [(x, y)], **arguments)
+    assert loss.calls == 0 and best.read_bytes() == before
+    fit(nn.Linear(3, 1), _mse, [(x, y)], resume=False, **arguments)  # explicit: start over
+    assert best.read_bytes() != before
+
+
+# --- files that cannot be written -------------------------------------------------------------------
+
+
+def test_unwritable_files_are_refused_before_the_first_step(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    loss = _counting()
+    with pytest.raises(ValueError, match=r"cannot create the folder .*a_file.* is a file"):
+        fit(nn.Linear(3, 1), loss, _batches(16), epochs=1, checkpoint=blocker / "ck.pt", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="cannot create the folder"):
+        fit(nn.Linear(3, 1), loss, _batches(16), epochs=1, log_dir=blocker / "logs", device="cpu", progress=False)
+    path = tmp_path / "run.pt"
+    fit(nn.Linear(3, 1), _mse, _batches(16), epochs=1, checkpoint=path, device="cpu", progress=False)
+    # (Tests may run as root, who may write anything: pretend the file is read-only.)
+    monkeypatch.setattr(hmrlab.training.loop.os, "access", lambda file, mode: Path(file) != path)
+    with pytest.raises(ValueError, match=r"run\.pt' is read-only.*chmod u\+w"):
+        fit(nn.Linear(3, 1), loss, _batches(16), epochs=2, checkpoint=path, device="cpu", progress=False)
+    assert loss.calls == 0
+
+
+def test_file_size_limit_is_refused_before_the_first_step(tmp_path):
+    script = (
+        "import resource, sys, torch\n"
+        "from torch import nn\n"
+        "from hmrlab.training.loop import fit\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))\n"
+        "calls = []\n"
+        "try:\n"
+        "    fit(nn.Linear(100, 100), lambda m, b: calls.append(1) or m(b).pow(2).mean(), [torch.randn(4, 100)],\n"
+        f"        epochs=1, checkpoint={str(tmp_path / 'ck.pt')!r}, device='cpu', progress=False)\n"
+        "except ValueError as error:\n"
+        "    print(error, len(calls))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "needs at least 40400 bytes, but files are limited to 20000 bytes (ulimit -f)" in done.stdout
+    assert done.stdout.strip().endswith(" 0")  # no step ran
+
+
+def _failing_save(monkeypatch, when):
+    """torch.save that writes half a file and then fails like a full disk, where ``when(path)``."""
+    real = torch.save
+
+    def save(obj, file, *args, **kwargs):
+        if when(Path(file)):
+            Path(file).write_bytes(b"PK\x03\x04 half a checkpoint")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
+        return real(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_failed_save_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    _run(1, path)
+    _failing_save(monkeypatch, lambda file: True)
+    with pytest.raises(hmrlab.training.loop.CheckpointWriteError,
+                       match=r"could not write .*run\.pt' \(the file could not be written completely.*epoch 2 was not "
+                             r"saved, and run\.pt keeps its previous contents") as error:
+        _run(2, path)
+    assert isinstance(error.value, OSError)
+    assert load_checkpoint(path, _noisy_model(0))["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left behind
+
+
+def test_failed_best_save_leaves_checkpoint_and_history_agreeing_and_resume_is_exact(tmp_path, monkeypatch):
+    x, y = _regression_data()
+
+    def run(epochs, folder):
+        model = _noisy_model(1)
+        history = fit(model, _noisy_loss, _loader(x, y, True), epochs=epochs, lr=0.05, val_data=[(x, y)],
+                      checkpoint=folder / "run.pt", best_metric="val_loss", log_dir=folder, seed=3, device="cpu",
+                      progress=False)
+        return model, history
+
+    uninterrupted = run(3, tmp_path / "whole")
+    epochs_seen = []
+    real = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, file, *a, **k: epochs_seen.append(obj["epoch"]) or real(obj, file))
+    _failing_save(monkeypatch, lambda file: file.name.startswith(".run.best.pt") and len(epochs_seen) >= 3)
+    folder = tmp_path / "broken"
+    with pytest.raises(OSError, match=r"run\.best\.pt.*run\.pt and history\.csv were not updated either"):
+        run(3, folder)
+    monkeypatch.undo()
+    saved = load_checkpoint(folder / "run.pt", _noisy_model(0))["epoch"]
+    assert saved == len(pd.read_csv(folder / "history.csv")) < 3
+    _assert_same_run(uninterrupted, run(3, folder))
+    assert load_checkpoint(folder / "run.best.pt", _noisy_model(0))["epoch"] == uninterrupted[1].best("val_loss")["epoch"]
+
+
+# --- damaged, foreign and untrusted checkpoints -------------------------------------------------------
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo ran > ran.txt",))
+
+
+def _damaged(good: bytes, kind: str):
+    state = torch.load(io.BytesIO(good), weights_only=True)
+    if kind == "truncated":
+        return good[: len(good) // 2]
+    if kind == "empty":
+        return b""
+    if kind == "text":
+        return b"epochs: 3\n"
+    if kind == "state dict":
+        return state["model"]
+    if kind == "no signature":
+        return {k: v for k, v in state.items() if k != "signature"}
+    if kind == "negative epoch":
+        return {**state, "epoch": -5}
+    if kind == "history":
+        return {**state, "history": state["history"] * 2}
+    if kind == "rng":
+        return {**state, "rng": ["garbage"] * 7}
+    if kind == "code":
+        return {**state, "extra": _RunsCode()}
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", r"is truncated or damaged \(\d+ bytes; PyTorch could not read its archive"),
+    ("empty", r"is empty \(0 bytes\)"),
+    ("text", r"is not an hmrlab checkpoint: it is not a PyTorch archive \(it starts with b'epoc'\)"),
+    ("state dict", r"has no hmrlab format tag.*model\.load_state_dict"),
+    ("no signature", r"damaged or was not written by hmrlab's fit: its 'signature' entry is NoneType"),
+    ("negative epoch", r"epoch is -5, not a whole number >= 0"),
+    ("history", r"its history has 2 rows .* for epoch = 1"),
+    ("rng", r"rng\[0\] is not a random-generator state"),
+    ("code", r"was not loaded: it is not trusted\. It holds Python objects \(posix\.system\)"),
+])
+def test_damaged_or_untrusted_checkpoints_are_named_and_explained(tmp_path, monkeypatch, kind, message):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "run.pt"
+    fit(nn.Linear(3, 1), _mse, _batches(16), epochs=1, checkpoint=path, device="cpu", progress=False)
+    content = _damaged(path.read_bytes(), kind)
+    path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+    for attempt in (lambda: load_checkpoint(path, nn.Linear(3, 1)),
+                    lambda: fit(nn.Linear(3, 1), _mse, _batches(16), epochs=2, checkpoint=path, device="cpu",
+                                progress=False)):
+        with pytest.raises(ValueError, match=message) as error:
+            attempt()
+        text = str(error.value)
+        assert str(path) in text and "weights_only=False" not in text and "training process" not in text
+        if kind != "code":
+            assert "Delete or move" in text  # what to do
+    assert not (tmp_path / "ran.txt").exists()
+
+
+# --- nonsense settings and misleading messages ------------------------------------------------------
+
+
+def test_best_metric_that_is_never_logged_is_refused_before_anything_is_saved(tmp_path):
+    x, y = _regression_data()
+    loss = _counting()
+    arguments = dict(epochs=2, val_data=[(x, y)], val_metrics={"max_error": _max_error},
+                     checkpoint=tmp_path / "run.pt", device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"best_metric 'max_error' .*one of \['train_loss', 'val_loss', "
+                                         r"'val_max_error'\]"):
+        fit(nn.Linear(3, 1), loss, [(x, y)], best_metric="max_error", **arguments)
+    assert loss.calls == 0
+    with pytest.raises(ValueError, match=r"best_metric 'val_max_eror' is not a logged column; nothing of epoch 1 "
+                                         r"was saved; the logged columns are \[.*'val_max_error'"):
+        fit(nn.Linear(3, 1), _mse, [(x, y)], best_metric="val_max_eror", **arguments)
+    assert list(tmp_path.iterdir()) == []
+    fit(nn.Linear(3, 1), _mse, [(x, y)], **{**arguments, "epochs": 1})
+    loss = _counting()
+    with pytest.raises(ValueError, match=r"best_metric 'val_mae' .* the columns logged in .*run\.pt' are"):
+        fit(nn.Linear(3, 1), loss, [(x, y)], best_metric="val_mae", **arguments)  # known from the history
+    assert loss.calls == 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": float("inf")}, "lr must be a positive finite number"),
+    ({"lr": float("nan")}, "lr must be a positive finite number"),
+    ({"lr": 0}, "lr must be a positive finite number"),
+    ({"amp": "off please"}, "amp must be True, False or None"),
+])
+def test_nonsense_fit_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fit(nn.Linear(3, 1), _mse, _batches(16), epochs=1, device="cpu", progress=False, **kwargs)
+
+
+def test_divergence_is_blamed_on_the_learning_rate_not_the_data():
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match=r"optimizer's learning rate \(group 0\) is inf"):
+        fit(model, _mse, _batches(16), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=float("inf")),
+            device="cpu", progress=False)
+    x, y = _regression_data()
+    # lr 1e38: the first step's update overflows float32, with one batch an epoch, before validation
+    model = nn.Linear(3, 1)
+    with pytest.raises(NonFiniteLossError, match=r"weights became NaN or inf during epoch 1 \(weight.*"
+                                                 r"Lower the learning rate \(now 1e\+38\)"):
+        fit(model, _mse, [(x, y)], epochs=2, optimizer=torch.optim.SGD(model.parameters(), lr=1e38),
+            val_data=[(x, y)], device="cpu", progress=False)
+    model = nn.Linear(3, 1)
+    with pytest.raises(NonFiniteLossError, match=r"already non-finite, so earlier optimizer steps diverged: lower "
+                                                 r"the learning rate \(now 1e\+38\)"):
+        fit(model, _mse, _batches(16), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=1e38),
+            device="cpu", progress=False)

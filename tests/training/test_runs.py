@@ -122,3 +122,99 @@ def test_command_line(tmp_path, capsys):
 def test_module_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "hmrlab", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "train" in done.stdout and "eval" in done.stdout
+
+
+# --- the run folder: what is refused, and that nothing is written then --------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A one-epoch run of the TINY configuration (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    training.train(training.load_config({**TINY, "epochs": 1, "out_dir": str(out)}))
+    return out
+
+
+def _copy(run: Path, where: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, where / "run"))
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_folder_of_the_users_own_files_is_refused_untouched(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("my: notes\n")
+    (mine / "history.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"is not empty and is not an hmrlab run.*\['config\.yaml', 'history\.csv'\]"):
+        training.train(training.load_config({**TINY, "out_dir": str(mine)}))
+    assert _contents(mine) == {"config.yaml": b"my: notes\n", "history.csv": b"a,b\n1,2\n"}
+    with pytest.raises(ValueError, match="is a file"):
+        training.train(training.load_config({**TINY, "out_dir": str(mine / "history.csv")}))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model": "RTPCA"}, r"model: 'MixSTE' in the run, 'RTPCA' now"),
+    ({"lr": 0.5}, r"lr: 0\.001 in the run, 0\.5 now"),
+    ({"batch_size": 16}, r"batch_size: 64 in the run, 16 now"),
+    ({"model_args": {"dim": 8, "depth": 1, "heads": 2}}, r"model_args: \{'dim': 16.* in the run, \{'dim': 8"),
+    ({"epochs": 0 + 1, "seed": 4}, r"seed: 0 in the run, 4 now"),
+])
+def test_resume_with_other_settings_is_refused_and_leaves_the_run_as_it_was(trained_run, tmp_path, change, message):
+    run = _copy(trained_run, tmp_path)
+    before = _contents(run)
+    with pytest.raises(ValueError, match=message + r".*Only \['epochs', 'out_dir', 'progress', 'workers', 'device'\]"):
+        training.train(training.load_config({**TINY, "epochs": 2, **change, "out_dir": str(run)}))
+    assert _contents(run) == before
+    training.evaluate(run, which="last")  # still evaluable
+
+
+def test_resume_may_add_epochs_but_not_remove_trained_ones(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    history = training.train(training.load_config({**TINY, "epochs": 2, "progress": True, "out_dir": str(run)}))
+    assert [row["epoch"] for row in history] == [1, 2]
+    saved = (run / "config.yaml").read_text()
+    assert saved.startswith(training.runs.RUN_HEADER) and "epochs: 2" in saved and "progress: true" in saved
+    with pytest.raises(ValueError, match="epochs is 1, but the run .* has already trained 2 epochs"):
+        training.train(training.load_config({**TINY, "epochs": 1, "out_dir": str(run)}))
+    assert (run / "config.yaml").read_text() == saved
+
+
+def test_a_run_of_an_earlier_version_is_still_recognised(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    config_file = run / "config.yaml"
+    config_file.write_text(config_file.read_text().removeprefix(training.runs.RUN_HEADER))  # no header then
+    assert len(training.train(training.load_config({**TINY, "epochs": 2, "out_dir": str(run)}))) == 2
+
+
+def test_deleting_a_damaged_checkpoint_does_not_silently_replace_the_best_one(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    (run / "checkpoint.pt").unlink()
+    before = _contents(run)
+    with pytest.raises(ValueError, match=r"checkpoint\.best\.pt' exists but .*checkpoint\.pt' does not"):
+        training.train(training.load_config({**TINY, "out_dir": str(run)}))
+    assert _contents(run) == before
+    with pytest.raises(FileNotFoundError, match=r"has no checkpoint\.pt .*use hmrlab train first"):
+        training.load_run(run, which="last")
+
+
+def test_a_damaged_checkpoint_is_refused_before_config_yaml_is_rewritten(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    before = _contents(run)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt' is truncated or damaged.*checkpoint\.best\.pt' is intact"):
+        training.train(training.load_config({**TINY, "epochs": 2, "out_dir": str(run)}))
+    assert _contents(run) == before
+
+
+def test_model_args_are_checked_against_the_constructor():
+    with pytest.raises(ValueError, match=r"model_args\.dimm: not an argument of MixSTE; it takes \[.*'dim'"):
+        training.build_model(training.load_config(TINY, ["model_args.dimm=8"]))
+    with pytest.raises(ValueError, match=r"cannot build MixSTE from model_args \{'dim': 'abc'"):
+        training.build_model(training.load_config(TINY, ["model_args.dim=abc"]))
+    assert TINY["model_args"] == {"dim": 16, "depth": 1, "heads": 2}  # overrides left the caller's dict alone
