@@ -13,6 +13,7 @@ The tree follows the architecture; dependencies point one way, down this list:
 - `hmrlab.data`: synthetic humans in the real datasets' formats, their readers, every Dataset;
 - `hmrlab.evaluation`: the benchmarks' protocols and the common 3DPW-format test split;
 - `hmrlab.training`: the training loop, configured runs, the tasks, the ``hmrlab`` command;
+- `hmrlab.apply`: your own keypoints to a body: lifting, fitting, export (OBJ, glTF, BVH, video);
 - `hmrlab.viz`: plotly and pyvista figures; `hmrlab.io`, `hmrlab.runtime`, `hmrlab.paths`: files,
   seeds and devices, where the shipped data lies.
 

@@ -523,12 +523,45 @@ def _no_constant(name: str) -> None:
     raise _BadFile(f"it holds the non-finite number {name}", "JSON numbers must be finite; fix the writer.")
 
 
-def read_json(path: str | os.PathLike, description: str = "JSON file") -> Any:
+def _json_depth(data: bytes) -> int:
+    """Deepest nesting of brackets outside strings (vectorised; strings with escapes scanned by regex)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if (raw == ord("\\")).any():  # escaped quotes: walk the tokens that matter
+        depth = deepest = 0
+        in_string = False
+        for token in re.finditer(rb'\\.|"|[\[\]{}]', data):
+            text = token.group()
+            if text == b'"':
+                in_string = not in_string
+            elif not in_string and len(text) == 1:
+                depth += 1 if text in b"[{" else -1
+                deepest = max(deepest, depth)
+        return deepest
+    in_string = np.cumsum(raw == ord('"')) % 2 == 1
+    step = np.isin(raw, (ord("["), ord("{"))).astype(np.int64) - np.isin(raw, (ord("]"), ord("}")))
+    step[in_string] = 0
+    return int(np.cumsum(step).max(initial=0))
+
+
+
+def read_json(
+    path: str | os.PathLike, description: str = "JSON file", *, max_bytes: int | None = None,
+    max_depth: int | None = None,
+) -> Any:
     """The JSON value in the UTF-8 file `path`. ``NaN`` and ``Infinity`` (which Python's json accepts) are
-    refused, and so is nesting deeper than Python can parse. Raises `FileNotFoundError` for a missing
+    refused, and so is nesting deeper than Python can parse; files larger than ``max_bytes`` or nested
+    deeper than ``max_depth`` are refused before parsing. Raises `FileNotFoundError` for a missing
     file, `ValueError` naming the file, what is wrong and what to do for anything else."""
     path = input_file(path, description)
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{path}: {size / 2**20:.0f} MiB is larger than the {max_bytes / 2**20:.0f} MiB allowed "
+                         f"for a {description}; split it, or pass a larger max_bytes if you trust it")
     data = _read_all(path, description)
+    depth = _json_depth(data) if max_depth is not None else 0
+    if max_depth is not None and depth > max_depth:
+        raise ValueError(f"{path}: JSON nested {depth} deep (a {description} nests at most {max_depth} levels); "
+                         "is it the right file?")
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except json.JSONDecodeError as error:
