@@ -27,10 +27,12 @@ LIGHT_MODULES = (
     "hmrlab.nn.simcc",
     "hmrlab.nn.wavelets",
     "hmrlab.models",
+    "hmrlab.models.authors",
     "hmrlab.models.bidrn",
     "hmrlab.models.keypoint_hmr",
     "hmrlab.models.lifd_hmr",
     "hmrlab.models.mixste",
+    "hmrlab.models.pmce",
     "hmrlab.models.rtpca",
     "hmrlab.body",
     "hmrlab.body.lbs",
@@ -39,6 +41,7 @@ LIGHT_MODULES = (
     "hmrlab.metrics",
     "hmrlab.complexity",
     "hmrlab.data.datasets",
+    "hmrlab.apply",
 )
 
 

@@ -15,7 +15,12 @@ built from are in `hmrlab.nn`; training them is `hmrlab.training`).
   `hand4whole` for the Params/OPs comparison.
 - `mixste`: MixSTE (Zhang et al., CVPR 2022), the seq2seq 2D-to-3D lifter, with its losses, flip
   test and sequence lifting.
-- `rtpca`: RTPCA (arXiv 2309.01365), MixSTE with temporal pyramids and cross-layer refinement.
+- `rtpca`: RTPCA (arXiv 2309.01365), MixSTE with temporal pyramids and cross-layer refinement, as the
+  paper reads (`RTPCA`) and as the authors' code builds it (`RTPCAAuthors`).
+- `pmce`: PMCE's CoevoBlock ("Co-Evolution of Pose and Mesh for 3D Human Body Estimation from Video",
+  You et al., ICCV 2023), the baseline LIFD-HMR's LDMP is measured against.
+- `authors`: `from_authors(name, state_dict)` loads the authors' released checkpoints (MixSTE, RTPCA,
+  EfficientHuman, PMCE's CoevoBlock, RLE's flow) into these models, outputs equal to theirs.
 
 Importing any of them loads no renderer, no smplx and no pandas.
 """

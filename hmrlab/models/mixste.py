@@ -71,7 +71,8 @@ class MixSTE(nn.Module):
     are the three row blocks of their fused ``attn.qkv`` (``qkv.weight.chunk(3)``, Q first; the heads
     are split the same way); ``spatial_norm``/``temporal_norm`` their ``Spatial_norm``/``Temporal_norm``;
     ``head`` keeps its name. Their blocks' and views' LayerNorms are built with ``eps=1e-6`` (ours
-    have the default 1e-5) and their blocks drop paths (stochastic depth) while training.
+    have the default 1e-5; ``norm_eps=1e-6`` matches them, the head's stays 1e-5) and their blocks drop
+    paths (stochastic depth) while training. `hmrlab.models.authors.from_authors` loads their state dicts.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class MixSTE(nn.Module):
         mlp_ratio: float = 2.0,
         frames: int = 243,
         dropout: float = 0.0,
+        norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if min(num_joints, in_features, out_features, dim, depth, heads, frames) < 1:
@@ -99,6 +101,10 @@ class MixSTE(nn.Module):
         self.spatial_norm = nn.LayerNorm(dim)
         self.temporal_norm = nn.LayerNorm(dim)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out_features))
+        # The authors' blocks and views normalise with eps 1e-6 (``norm_eps``), their head with 1e-5.
+        for block in (*self.spatial_blocks, *self.temporal_blocks):
+            block.norm1.eps = block.norm2.eps = norm_eps
+        self.spatial_norm.eps = self.temporal_norm.eps = norm_eps
         self.apply(_init_weights)
         nn.init.trunc_normal_(self.spatial_position, std=0.02)
         nn.init.trunc_normal_(self.temporal_position, std=0.02)
@@ -111,10 +117,22 @@ class MixSTE(nn.Module):
         return None
 
     def check_input(self, x: Tensor) -> None:
-        """ValueError unless x is (B, T, num_joints, in_features) with 1 <= T <= frames."""
+        """ValueError unless x is (B, T, num_joints, in_features) with B >= 1 and 1 <= T <= frames, of
+        the weights' floating dtype, or of any floating dtype under `torch.autocast` (which casts it).
+        Nothing is converted silently: integer, boolean and complex inputs are refused, and a float16
+        or float64 clip for float32 weights outside autocast too (convert it with ``x.float()``)."""
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[2:] != (self.num_joints, self.in_features):
             raise ValueError(f"x must have shape (B, T, {self.num_joints}, {self.in_features}); got {shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"x has batch size B = 0 (shape {shape}); pass at least one clip")
+        weights = self.embed.weight.dtype
+        if not x.dtype.is_floating_point:
+            raise ValueError(f"x must hold real floating-point coordinates (dtype {weights}); got dtype {x.dtype}. "
+                             "Convert it with x.float()")
+        if x.dtype != weights and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"x has dtype {x.dtype} but the model's weights are {weights}; convert it with "
+                             f"x.to({weights}), or run the model under torch.autocast")
         if not 1 <= x.shape[1] <= self.frames:
             raise ValueError(
                 f"x has T = {x.shape[1]} frames but the model has positional embeddings for 1..{self.frames}; "

@@ -23,6 +23,12 @@ Conventions are those of `hmrlab.body.lbs`: ``x' = R x``; joint 0 the root; ``pa
 metres. The twist of bone ``parents[j] -> j`` is entry ``j - 1`` of a (B, J - 1, 2) tensor (as in
 HybrIK): it belongs to the rotation of the parent. Everything is differentiable; float64 round trips
 are exact to rounding.
+
+Invalid inputs raise ValueError before any computation (`inverse_kinematics`, `twist_angles`,
+`forward_kinematics`): tensors must be float32 or float64 (no silent conversion: the SVD of
+`align_bone_directions` has no half-precision kernel), finite (no NaN or inf), of a batch of at least
+one pose; every bone, rest and posed, must have a length (two coincident joints give no direction, so
+no swing); a twist ``(cos, sin)`` must be non-zero.
 """
 
 from __future__ import annotations
@@ -34,19 +40,42 @@ import torch.nn.functional as F
 
 from hmrlab.body import lbs
 from hmrlab.geometry import matrix_to_quaternion, similarity_transform, skew_matrix
-from hmrlab.validation import check_finite, check_parents, format_shape
+from hmrlab.validation import check_finite, check_floating, check_parents, format_shape
+
+HYBRIK_TOLERANCE = 0.015
+"""``convention="hybrik"``: metres by which HybrIK's reached child may miss the posed bone before it falls back."""
 
 OPPOSITE_TOLERANCE = 1e-6
 """`swing_rotation` treats directions with ``1 + cos < OPPOSITE_TOLERANCE`` as opposite."""
 
+MIN_LENGTH = 1e-12
+"""Bones and twist vectors no longer than this (F.normalize's eps) have no direction: ValueError."""
+_COLLAPSED = "the two joints coincide (a bone of zero length has no direction, so no swing)"
+
 
 def _check_tensor(x: torch.Tensor, name: str, shape: tuple[int | str, ...]) -> None:
-    """`x` must be a finite tensor of exactly `shape` (strings are sizes checked elsewhere)."""
+    """`x` must be a finite float32/float64 tensor of exactly `shape` (strings are sizes checked
+    elsewhere) with at least one batch item."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     if x.dim() != len(shape) or any(isinstance(s, int) and s != n for s, n in zip(shape, x.shape)):
         raise ValueError(f"{name} must have shape {format_shape(shape)}; got {format_shape(tuple(x.shape))}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has batch size 0 (shape {format_shape(tuple(x.shape))}); IK needs at least one pose")
+    check_floating(x, name, (torch.float32, torch.float64))
     check_finite(x, name)
+
+
+def _check_lengths(vectors: torch.Tensor, name: str, parents: list[int], problem: str) -> None:
+    """ValueError naming the bones ``parents[j] -> j`` whose entry ``j - 1`` of `vectors` (B, J - 1, d)
+    is no longer than `MIN_LENGTH` (one device sync)."""
+    short = torch.linalg.vector_norm(vectors.detach(), dim=-1) <= MIN_LENGTH
+    if bool(short.any()):
+        items, entries = short.nonzero(as_tuple=True)
+        bones = sorted({int(j) + 1 for j in entries})
+        listed = ", ".join(f"{parents[j]}->{j}" for j in bones[:6]) + (" ..." if len(bones) > 6 else "")
+        raise ValueError(f"{name}: {problem} for bone(s) {listed} ({int(short.sum())} in all, the first in batch "
+                         f"item {int(items[0])})")
 
 
 def _batched_rest_joints(rest_joints: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -155,7 +184,9 @@ def twist_angles(
     _check_tensor(rotmats, "rotmats", ("B", "J", 3, 3))
     parents = check_parents(parents, rotmats.shape[1])
     rest_joints = _batched_rest_joints(rest_joints, rotmats)
-    axes = F.normalize(bone_vectors(rest_joints, parents), dim=-1)
+    rest_bones = bone_vectors(rest_joints, parents)
+    _check_lengths(rest_bones, "rest_joints", parents, _COLLAPSED)
+    axes = F.normalize(rest_bones, dim=-1)
     quaternions = matrix_to_quaternion(rotmats[:, parents[1:]])
     w, s = quaternions[..., 0], (quaternions[..., 1:] * axes).sum(-1)
     norm_sq = w * w + s * s
@@ -167,6 +198,8 @@ def inverse_kinematics(
     rest_joints: torch.Tensor,
     parents: Sequence[int] | torch.Tensor,
     twist: torch.Tensor | None = None,
+    *,
+    convention: str = "hmrlab",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Local rotations (B, J, 3, 3) that pose `rest_joints` onto `joints`, with the given twists.
 
@@ -181,7 +214,21 @@ def inverse_kinematics(
 
     Returns ``rotmats`` (B, J, 3, 3) and ``twist_angles(rotmats, ...)`` (B, J - 1, 2), the twists
     of the result (the normalised input where it was used).
+
+    ``convention="hybrik"`` follows HybrIK's code (``batch_inverse_kinematics_transform``, eval mode),
+    the rotations its checkpoints were trained to feed: (1) the twist of joint j's rotation is entry
+    ``j - 1`` (indexed by the *rotated* joint, not by the bone's child), and the returned twists are
+    indexed the same way; (2) a joint with several children other than the root (SMPL's spine3) swings
+    toward its first child only (the neck) with its own twist, the other children (the collars) then
+    starting from where that rotation puts them; (3) each swing aims from the position the rotations so
+    far give the joint (rest bone lengths), not from the posed joint, falling back to the posed bone when
+    the two targets differ by more than `HYBRIK_TOLERANCE` metres (so joints must be in metres); (4) the
+    root aligns its children's bones weighted by their lengths. On HybrIK's 29-joint tree (SMPL's 24
+    joints plus head top, finger and toe tips as children of 15, 22, 23, 10, 11) the hands, feet and head
+    get rotations; HybrIK returns only the first 24, the five leaves get the identity here.
     """
+    if convention not in ("hmrlab", "hybrik"):
+        raise ValueError(f"convention must be 'hmrlab' or 'hybrik' (HybrIK's code); got {convention!r}")
     _check_tensor(joints, "joints", ("B", "J", 3))
     batch, num_joints = joints.shape[:2]
     parents = check_parents(parents, num_joints)
@@ -189,27 +236,63 @@ def inverse_kinematics(
     if twist is None:
         twist = joints.new_tensor([1.0, 0.0]).expand(batch, num_joints - 1, 2)
     _check_tensor(twist, "twist", (batch, num_joints - 1, 2))
-    rest_dirs = F.normalize(bone_vectors(rest_joints, parents), dim=-1)
-    posed_bones = bone_vectors(joints, parents)
+    _check_lengths(twist, "twist", parents, "(cos, sin) is (0, 0), which is no angle; (1, 0) is no twist")
+    rest_bones, posed_bones = bone_vectors(rest_joints, parents), bone_vectors(joints, parents)
+    _check_lengths(rest_bones, "rest_joints", parents, _COLLAPSED)
+    _check_lengths(posed_bones, "joints", parents, _COLLAPSED)
+    rest_dirs = F.normalize(rest_bones, dim=-1)
     eye = torch.eye(3, dtype=joints.dtype, device=joints.device).expand(batch, 3, 3)
+    hybrik = convention == "hybrik"
     local: list[torch.Tensor] = []
     world: list[torch.Tensor] = []
+    reached: list[torch.Tensor] = []  # hybrik: where the rotations so far put each joint, root at rest
     for joint, (parent, children) in enumerate(zip(parents, _children(parents))):
         parent_world = eye if parent < 0 else world[parent]
         bones = [child - 1 for child in children]
+        if hybrik:
+            reached.append(rest_joints[:, 0] if parent < 0
+                           else reached[parent] + (parent_world @ rest_bones[:, joint - 1, :, None])[..., 0])
         # The posed bones seen from the parent's frame: what this joint's own rotation must produce.
         posed_dirs = F.normalize(posed_bones[:, bones] @ parent_world, dim=-1)
         if not children:
             rotation = eye
-        elif len(children) == 1:
-            rest_dir = rest_dirs[:, bones[0]]
-            rotation = swing_rotation(rest_dir, posed_dirs[:, 0]) @ twist_rotation(rest_dir, twist[:, bones[0]])
+        elif hybrik and parent < 0:
+            rotation = align_bone_directions(rest_bones[:, bones], posed_bones[:, bones])
+        elif len(children) == 1 or hybrik:
+            bone = bones[0]
+            rest_dir, posed_dir, turn = rest_dirs[:, bone], posed_dirs[:, 0], twist[:, bone]
+            if hybrik:
+                posed_dir = _hybrik_target(joints, rest_joints[:, 0], rest_bones, posed_bones, reached[joint], bone,
+                                           parent_world)
+                turn = twist[:, joint - 1]
+            rotation = swing_rotation(rest_dir, posed_dir) @ twist_rotation(rest_dir, turn)
         else:
             rotation = align_bone_directions(rest_dirs[:, bones], posed_dirs)
         local.append(rotation)
         world.append(parent_world @ rotation)
     rotmats = torch.stack(local, 1)
-    return rotmats, twist_angles(rotmats, rest_joints, parents)
+    twists = twist_angles(rotmats, rest_joints, parents)
+    if hybrik:  # entry j - 1: joint j's rotation about its first child's bone
+        first = [children[0] - 1 if children else None for children in _children(parents)[1:]]
+        none = twists.new_tensor([1.0, 0.0]).expand(batch, 2)
+        twists = torch.stack([none if c is None else twists[:, c] for c in first], 1)
+    return rotmats, twists
+
+
+def _hybrik_target(
+    joints: torch.Tensor, rest_root: torch.Tensor, rest_bones: torch.Tensor, posed_bones: torch.Tensor,
+    reached: torch.Tensor, bone: int, parent_world: torch.Tensor,
+) -> torch.Tensor:
+    """HybrIK's posed direction (B, 3) of bone ``bone`` (child ``bone + 1``) in the parent's frame: from the
+    joint's reached position (B, 3) to the posed child (the posed root moved to the rest root), or along
+    the posed bone where the two targets differ by more than `HYBRIK_TOLERANCE` metres."""
+    target = joints[:, bone + 1] - joints[:, 0] + rest_root - reached
+    posed = posed_bones[:, bone]
+    at_rest_length = posed * (torch.linalg.vector_norm(rest_bones[:, bone], dim=-1, keepdim=True)
+                              / torch.linalg.vector_norm(posed, dim=-1, keepdim=True))
+    far = torch.linalg.vector_norm(target - at_rest_length, dim=-1, keepdim=True) > HYBRIK_TOLERANCE
+    target = torch.where(far, at_rest_length, target)
+    return F.normalize((target[:, None] @ parent_world)[:, 0], dim=-1)
 
 
 __all__ = [

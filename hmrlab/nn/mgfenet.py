@@ -70,7 +70,10 @@ from hmrlab.nn.backbones import (
 if TYPE_CHECKING:  # pandas loads only when a table is made
     import pandas as pd
 
-__all__ = ["GlobalFilter", "MGFEBlock", "MGFENet", "PAPER_TABLE", "complexity_table", "global_filter_flops"]
+__all__ = [
+    "GlobalFilter", "HardSigmoidGate", "MGFEBlock", "MGFENet", "MGFENetAuthors", "PAPER_TABLE", "complexity_table",
+    "global_filter_flops",
+]
 
 
 class GlobalFilter(nn.Module):
@@ -253,6 +256,54 @@ class MGFENet(Backbone):
     def _head(self, x: Tensor) -> Tensor:
         pooled = torch.flatten(self.avgpool(x), 1)
         return pooled if self.classifier is None else self.classifier(pooled)
+
+
+class HardSigmoidGate(nn.Module):
+    """``clamp((x + bias) / divisor, 0, 1)``: mmcv's HSigmoid; (1, 2) is the SE gate of the authors' MGFENet.
+
+    torch's ``Hardsigmoid`` is ``(3, 6)``: the same line through 1/2 at 0, with half the slope of (1, 2).
+    """
+
+    def __init__(self, bias: float = 1.0, divisor: float = 2.0) -> None:
+        super().__init__()
+        self.bias, self.divisor = bias, divisor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ((x + self.bias) / self.divisor).clamp(0.0, 1.0)
+
+
+class MGFENetAuthors(MGFENet):
+    """MGFENet as the authors' code builds it (ChrisChenYh/EfficientHuman, ``MGFENet(arch="big_7x7")``).
+
+    `MGFENet` with 7x7 kernels, MFC, global filters and ``late_downsample=True``, and these departures
+    (each checked against their code in ``tests/fidelity``): the first block has an expand convolution
+    too (16 -> 16 channels, BN, ReLU), where MobileNetV3 has none; squeeze-excitation squeezes to
+    ``int(C / 4)`` channels (not rounded to a multiple of 8) and gates with ``clamp((x + 1) / 2, 0, 1)``
+    (`HardSigmoidGate`, mmcv's HSigmoid with their bias 1, divisor 2); the final 1x1 convolution has
+    neither bias nor batch norm and a ReLU (not hard-swish); every batch norm has PyTorch's eps 1e-5
+    and momentum 0.1 (MobileNetV3's are 1e-3 and 0.01). Parameters at 256 x 256: 4,664,423 (the
+    paper's 4.66 M; `MGFENet`'s reading has 4,693,149). Built for 256 x 256 images as theirs (their
+    filter sizes are hard-wired; here ``image_size`` sets them). ``forward_features(images,
+    ["stride32"])`` is their ``MGFENet(...)(images)[-1]``, (B, 960, H / 32, W / 32).
+    `hmrlab.models.authors.from_authors("efficienthuman", ...)` maps their state dict.
+    """
+
+    def __init__(self, image_size: tuple[int, int] = (256, 256), num_classes: int | None = None) -> None:
+        super().__init__(kernel_size=7, mfc=True, global_filter=True, image_size=image_size, num_classes=num_classes,
+                         late_downsample=True)
+        first = self.blocks[0]
+        first.expand = _conv_bn_act(16, 16, 1, activation=nn.ReLU)
+        for block in self.blocks:
+            if isinstance(block.se, SqueezeExcitation):
+                wide = block.se.fc1.in_channels
+                block.se = SqueezeExcitation(wide, int(wide / 4))
+                block.se.scale_activation = HardSigmoidGate(1.0, 2.0)
+        final = self.final[0]
+        self.final = nn.Sequential(nn.Conv2d(final.in_channels, final.out_channels, 1, bias=False),
+                                   nn.ReLU(inplace=True))
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eps, module.momentum = 1e-5, 0.1
 
 
 def _downsampled(size: tuple[int, int], stride: int) -> tuple[int, int]:

@@ -133,6 +133,7 @@ def rle_loss(
     *,
     q: str = "laplace",
     weight: torch.Tensor | None = None,
+    form: str = "paper",
 ) -> torch.Tensor:
     """RLE loss (Eq. 7): ``sum_i [-log Q(u_i) - log G_phi(u_i) + sum_d log sigma_id]``, batch mean.
 
@@ -141,7 +142,21 @@ def rle_loss(
     (1 keeps a keypoint, 0 drops it, e.g. invisible ones). Returns a scalar: the negative
     log-likelihood per sample, summed over keypoints and averaged over the batch. Gradients reach
     mu, sigma and the flow's parameters, which are trained by the same loss.
+
+    ``form="authors"`` is what RLE's released code computes instead (Jeff-sjtu/res-loglikelihood-regression,
+    ``RLELoss``/``RLELoss3D`` with the ``nf_loss`` of ``regression_nf``), the loss their checkpoints were
+    trained with: per keypoint ``sum_d [2 log sigma_d - log G_phi(u) + log sqrt(2 pi) + |mu_d - target_d| /
+    (sqrt(2) sigma_d + 1e-9)]``. Against the paper's form it counts ``log sigma`` twice (once in the
+    flow term, once in their ``log Q``), subtracts the flow term once per axis (D times) rather than
+    once per keypoint, divides the residual by ``sqrt(2) sigma`` (a Laplace of scale ``sqrt(2) sigma``)
+    and normalises Q with the Gaussian's constant ``sqrt(2 pi)``; q must stay ``"laplace"``. The two
+    forms weigh the residual, sigma and the flow differently: their values and gradients differ. To load their flow,
+    `hmrlab.models.authors.from_authors("rle_flow", ...)` (their masks: the last coordinate kept first).
     """
+    if form not in ("paper", "authors"):
+        raise ValueError(f"form must be 'paper' (Eq. 7) or 'authors' (RLE's released code); got {form!r}")
+    if form == "authors" and q != "laplace":
+        raise ValueError("form='authors' has its own Laplace-like Q; leave q='laplace'")
     for name, x in (("mu", mu), ("sigma", sigma), ("target", target)):
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             shape = format_shape(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -156,7 +171,11 @@ def rle_loss(
     if bool((sigma <= 0).any()):
         raise ValueError("sigma must be > 0 everywhere (predict it through a sigmoid or softplus, plus a small floor)")
     u = (mu - target) / sigma
-    nll = -base_log_prob(u, q) - flow.log_prob(u) + torch.log(sigma).sum(-1)  # (B, K)
+    if form == "authors":
+        log_q = torch.log(sigma * math.sqrt(2 * math.pi)) + (mu - target).abs() / (math.sqrt(2) * sigma + 1e-9)
+        nll = (torch.log(sigma) - flow.log_prob(u)[..., None] + log_q).sum(-1)  # (B, K)
+    else:
+        nll = -base_log_prob(u, q) - flow.log_prob(u) + torch.log(sigma).sum(-1)  # (B, K)
     if weight is not None:
         if tuple(weight.shape) != tuple(nll.shape):
             raise ValueError(f"weight must have shape {format_shape(tuple(nll.shape))}; got {format_shape(tuple(weight.shape))}")
