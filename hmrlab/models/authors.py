@@ -9,7 +9,7 @@ model on random weights (``tests/fidelity``, whose README names the commits).
 
 What ``name`` loads (the authors' repository and class -> the hmrlab model):
 
-* ``"mixste"``: JinluZhang1126/MixSTE, ``MixSTE2`` -> `hmrlab.models.mixste.MixSTE` with ``norm_eps=1e-6``;
+* ``"mixste"``: JinluZhang1126/MixSTE, ``MixSTE2`` -> `hmrlab.models.mixste.MixSTE` (whose default ``norm_eps=1e-6`` is theirs);
 * ``"rtpca"``: hbing-l/RTPCA, ``MixSTE2`` -> `hmrlab.models.rtpca.RTPCAAuthors`;
 * ``"rle_flow"``: Jeff-sjtu/res-loglikelihood-regression, ``RealNVP`` (their ``flow``, ``flow2d``,
   ``flow3d``) -> `hmrlab.nn.rle.RealNVP` holding their masks;
@@ -290,7 +290,7 @@ def from_authors(name: str, state_dict: Mapping[str, Tensor], **sizes) -> nn.Mod
     Loading is strict (KeyError on a tensor the mapping does not know, RuntimeError on a missing one);
     outputs equal theirs to float32 rounding (``tests/fidelity``). Example::
 
-        model = from_authors("mixste", torch.load("best_epoch.bin", map_location="cpu"))
+        model = from_authors("mixste", torch.load("best_epoch.bin", map_location="cpu", weights_only=True))
     """
     state = map_state_dict(name, state_dict)
     if name == "efficienthuman":

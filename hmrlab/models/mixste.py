@@ -70,9 +70,9 @@ class MixSTE(nn.Module):
     are ``mlp.fc1``/``mlp.fc2``, ``attention.out`` is ``attn.proj`` and ``attention.q``, ``.k``, ``.v``
     are the three row blocks of their fused ``attn.qkv`` (``qkv.weight.chunk(3)``, Q first; the heads
     are split the same way); ``spatial_norm``/``temporal_norm`` their ``Spatial_norm``/``Temporal_norm``;
-    ``head`` keeps its name. Their blocks' and views' LayerNorms are built with ``eps=1e-6`` (ours
-    have the default 1e-5; ``norm_eps=1e-6`` matches them, the head's stays 1e-5) and their blocks drop
-    paths (stochastic depth) while training. `hmrlab.models.authors.from_authors` loads their state dicts.
+    ``head`` keeps its name. Their blocks' and views' LayerNorms are built with ``eps=1e-6``, and so
+    are ours by default (``norm_eps``; the head's stays at PyTorch's 1e-5, as theirs); their blocks
+    also drop paths (stochastic depth) while training. `hmrlab.models.authors.from_authors` loads their state dicts.
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class MixSTE(nn.Module):
         mlp_ratio: float = 2.0,
         frames: int = 243,
         dropout: float = 0.0,
-        norm_eps: float = 1e-5,
+        norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         if min(num_joints, in_features, out_features, dim, depth, heads, frames) < 1:

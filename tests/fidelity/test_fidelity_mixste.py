@@ -33,8 +33,8 @@ def test_fused_qkv_is_split_q_first(load_fixture):
     assert torch.equal(mapped["spatial_blocks.1.attention.v.weight"], v)
 
 
-def test_the_default_eps_is_what_differs(load_fixture):
-    """With our default LayerNorm eps (1e-5, not their 1e-6) the same weights give a slightly different output."""
+def test_the_layer_norm_eps_is_what_differs(load_fixture):
+    """With PyTorch's default LayerNorm eps (1e-5, not their 1e-6) the same weights give a slightly different output."""
     fixture = load_fixture("mixste")
     model = from_authors("mixste", fixture["state_dict"], heads=8, norm_eps=1e-5)
     with torch.no_grad():
