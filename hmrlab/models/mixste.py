@@ -254,10 +254,7 @@ def flip_test(model: nn.Module, x: Tensor, flip_permutation: Sequence[int] | np.
     `hmrlab.data.datasets.LiftingWindows` flips training items; a model that had learnt the body's
     symmetry perfectly would give the same answer on both, so averaging removes part of its error.
     """
-    permutation = torch.as_tensor(H36M_17.flip_permutation if flip_permutation is None else flip_permutation)
-    if sorted(permutation.tolist()) != list(range(x.shape[-2])):
-        raise ValueError(f"flip_permutation must be a permutation of range(J) with J = {x.shape[-2]}; "
-                         f"got {permutation.tolist()}")
+    permutation = H36M_17.flip_permutation if flip_permutation is None else flip_permutation  # checked by mirror_poses
     return (model(x) + mirror_poses(model(mirror_poses(x, permutation)), permutation)) / 2
 
 
