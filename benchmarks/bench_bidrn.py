@@ -9,20 +9,25 @@ It also prints the MACs of the four RoIAlign crops alone: `hmrlab.nn.roi_align` 
 two dense matrix products (separable interpolation), which the FLOP counter sees, whereas the usual
 counters (thop, fvcore) give torchvision's gather-based ``roi_align`` no cost at all; the totals
 "without crops" are the ones comparable with the paper. Takes a few minutes on a 2-core CPU.
-``rows`` gives BiDRN's and Hand4Whole's totals without crops against the paper's to
-``python -m benchmarks``.
+
+Then it times one frame (batch 1, eval mode, no gradients) of BiDRN packed for inference
+(`hmrlab.models.bidrn.pack_bidrn`: XNOR-popcount kernels), of its full-precision twin and of the
+Hand4Whole-style model, on 1 and 2 torch threads, runs interleaved, and puts the packed/twin ratio
+beside the appendix's estimate (Table 8, 22.1 %). ``rows`` gives BiDRN's and Hand4Whole's totals
+without crops against the paper's, and those timings, to ``python -m benchmarks``.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
-from timing import Row
+from timing import Row, paired_seconds, time_row
 from torch import nn
 
 from hmrlab.complexity import format_count, measure
-from hmrlab.models.bidrn import PAPER_COMPLEXITY, BiDRN, crop_boxes, hand4whole
+from hmrlab.models.bidrn import PAPER_COMPLEXITY, PAPER_PACKED_TIME_RATIO, BiDRN, crop_boxes, hand4whole, pack_bidrn
 from hmrlab.nn.binary import BinaryComplexity, count_ops, is_binary_layer
 
 IMAGE = (512, 384)
@@ -81,9 +86,51 @@ def count(name: str, image_size: tuple[int, int]) -> tuple[BiDRN, BinaryComplexi
     return model, counts, measure(Crops(model), image).macs, seconds
 
 
-def rows(quick: bool) -> list[Row]:
+TIME_REPEATS = 5
+# Quick mode times small models (backbone width 16, small crops): a smoke test of the rows.
+QUICK_MODEL = dict(width=16, body_shape=(64, 48), hand_shape=(64, 64), face_shape=(48, 48))
+
+
+def frame_seconds(image_size: tuple[int, int], threads: int, repeats: int, quick: bool = False) -> dict[str, float]:
+    """Median seconds of one frame of BiDRN packed, its twin and Hand4Whole on `threads` threads."""
+    options = QUICK_MODEL if quick else {}
+    torch.manual_seed(0)
+    packed = pack_bidrn(BiDRN(True, **options))
+    torch.manual_seed(0)
+    models = {"BiDRN packed": packed, "full-precision twin": BiDRN(False, **options).eval()}
+    if not quick:
+        torch.manual_seed(0)
+        models["Hand4Whole-style"] = hand4whole().eval()
+    image = torch.rand(1, 3, *image_size, generator=torch.Generator().manual_seed(0))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            times = paired_seconds({name: (lambda m=model: m(image)) for name, model in models.items()}, repeats)
+    finally:
+        torch.set_num_threads(previous)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
+def timing_rows(quick: bool) -> list[Row]:
     image = QUICK_IMAGE if quick else IMAGE
     table = []
+    for threads in (1,) if quick else (1, 2):
+        times = frame_seconds(image, threads, 2 if quick else TIME_REPEATS, quick)
+        where = f"{image[0]}x{image[1]} image, batch 1"
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)  # so that the rows say the threads they ran on
+        for reference in [name for name in times if name != "BiDRN packed"]:
+            table.append(time_row(f"BiDRN packed (XNOR kernels), {where}", times["BiDRN packed"], reference, times[reference]))
+        table.append(Row(f"BiDRN packed time / twin's, {where}", times["BiDRN packed"] / times["full-precision twin"],
+                         "paper, Table 8 (estimate)", PAPER_PACKED_TIME_RATIO, "fraction", threads=threads))
+        torch.set_num_threads(previous)
+    return table
+
+
+def rows(quick: bool) -> list[Row]:
+    image = QUICK_IMAGE if quick else IMAGE
+    table = timing_rows(quick)
     for name in ("BiDRN (binary)",) if quick else ("BiDRN (binary)", "Hand4Whole-style (torchvision ResNets)"):
         _, counts, crops, _ = count(name, image)
         params, ops = paper_figures(name)
@@ -108,6 +155,13 @@ def main() -> None:
               f"{format_count(counts.ops - crops)} (paper {format_count(paper[1])})")
         for part, attributes in PARTS.items():
             print(f"  {part:<16} params {format_count(part_params(model, attributes)):>10}")
+    for threads in (1, 2):
+        times = frame_seconds(IMAGE, threads, TIME_REPEATS)
+        print(f"\none frame on {threads} thread(s), median of {TIME_REPEATS} interleaved runs: " + ", ".join(
+            f"{name} {1e3 * seconds:.0f} ms" for name, seconds in times.items()))
+        print(f"  BiDRN packed / twin {times['BiDRN packed'] / times['full-precision twin']:.1%} "
+              f"(paper's estimate {PAPER_PACKED_TIME_RATIO:.1%}), / Hand4Whole-style "
+              f"{times['BiDRN packed'] / times['Hand4Whole-style']:.1%}")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,22 @@ Run ``python benchmarks/bench_binary.py`` from the repository root: for ResNet-1
 operations in the binary-network convention of `hmrlab.nn.binary.count_ops` (params = real + binary /
 32, OPs = real MACs + binary MACs / 64) and the forward time in eval mode. The time is that of the
 training-time simulation (signs stored as float32, float convolutions), so a binary model is *slower*
-than its full-precision twin here: the speed the OPs promise needs bit-packed kernels
-(`hmrlab.nn.bitpack`). ``rows`` gives the bidrn style against the full-precision twin to
+than its full-precision twin here; the same model packed for inference
+(`hmrlab.nn.xnor.pack_binary_network`, XNOR-popcount kernels) is timed too, against the twin in
+interleaved runs. ``rows`` gives the bidrn style against the full-precision twin to
 ``python -m benchmarks``.
 """
 
 from __future__ import annotations
 
+import statistics
+
 import torch
-from timing import Row, median_seconds, time_row
+from timing import Row, median_seconds, paired_seconds, time_row
 
 from hmrlab.complexity import count_params, format_count
 from hmrlab.nn.binary import binary_resnet18, binary_resnet50, count_ops
+from hmrlab.nn.xnor import pack_binary_network
 
 REPEATS = 5
 BUILDERS = {"ResNet-18": binary_resnet18, "ResNet-50": binary_resnet50}
@@ -54,8 +58,18 @@ def rows(quick: bool) -> list[Row]:
             Row(f"{where} OPs", counts.ops, TWIN, twin_counts.ops, "count"),
             time_row(f"{where} forward (float simulation)", forward_seconds(binary, x, repeats),
                      TWIN, forward_seconds(twin, x, repeats)),
+            time_row(f"{where} forward, packed (XNOR kernels)", *packed_and_twin_seconds(binary, twin, x, repeats)),
         ]
     return table
+
+
+def packed_and_twin_seconds(binary: torch.nn.Module, twin: torch.nn.Module, x: torch.Tensor, repeats: int):
+    """(packed seconds, TWIN, twin seconds): medians of interleaved eval-mode forwards."""
+    packed = pack_binary_network(binary)
+    twin.eval()
+    with torch.no_grad():
+        times = paired_seconds({"packed": lambda: packed(x), "twin": lambda: twin(x)}, repeats)
+    return statistics.median(times["packed"]), TWIN, statistics.median(times["twin"])
 
 
 def main() -> None:

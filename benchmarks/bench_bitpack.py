@@ -1,82 +1,101 @@
-"""Time the bit-packed XNOR-popcount convolution against the float convolution (a script, not a test).
+"""Time the XNOR-popcount convolutions against the float convolution (a script, not a test).
 
-Run ``python benchmarks/bench_bitpack.py`` from the repository root: for a typical binary layer,
-256 -> 256 channels, 3x3 kernel, padding 1, a (1, 256, 14, 14) ±1 input (a ResNet layer3-sized map),
-it prints the median time on the CPU with 1 torch thread of
+Run ``python benchmarks/bench_bitpack.py`` from the repository root: over the layer sizes of the
+binarized ResNets (channels 64-512 on maps 56x56-7x7, 3x3 with padding 1 and 1x1, and a stride-2 3x3),
+batch 1, it prints the median time on the CPU of
 
-- ``F.conv2d`` on the float32 sign tensors (MKL/oneDNN),
-- `PackedBinaryConv2d` (filters packed once; the input is unfolded and packed on every call),
-- its parts: unfold + pack of the input, and XNOR-popcount on already packed words,
+- ``F.conv2d`` on the float32 ±1 tensors (MKL/oneDNN), the reference,
+- `hmrlab.nn.xnor.XnorConv2d` (the fused numba kernel of `hmrlab.nn.xnor_kernels`; its time includes
+  binarizing and packing the float input and the float output),
+- and, for the 256 -> 256, 3x3, 14x14 layer, `hmrlab.nn.bitpack.PackedBinaryConv2d` (the readable
+  pure-torch reference, also the fallback without numba),
 
-their ratio to the float convolution (> 1: slower than float), and the weight storage of both.
-Every output is checked to equal the float convolution first. ``rows`` gives the same comparisons
-to ``python -m benchmarks``.
+and their ratio to the float convolution (< 1: faster), on 1 and 2 threads (torch's and the kernel's).
+Runs alternate between ours and the reference. Every output is checked to equal the float convolution
+first. ``rows`` gives the same comparisons to ``python -m benchmarks`` at the runner's threads.
 """
 
 from __future__ import annotations
 
-import os
+import statistics
 
 import torch
 import torch.nn.functional as F
-from timing import Row, median_seconds, time_row
+from timing import Row, paired_seconds, time_row
 
-from hmrlab.nn.bitpack import PackedBinaryConv2d, _conv_columns, storage_bytes, xnor_dot
+from hmrlab.nn.bitpack import PackedBinaryConv2d, storage_bytes
+from hmrlab.nn.xnor import XnorConv2d, kernels_available
 
-CHANNELS, SIZE, KERNEL, BATCH = 256, 14, 3, 1
-QUICK_CHANNELS, QUICK_SIZE = 64, 7
+# (channels, map size, kernel, stride): the binary convolutions of ResNet-18/50 stages 1-4
+SWEEP = [(64, 56, 3, 1), (128, 28, 3, 1), (256, 14, 3, 1), (512, 7, 3, 1),
+         (64, 56, 1, 1), (128, 28, 1, 1), (256, 14, 1, 1), (512, 7, 1, 1), (128, 56, 3, 2)]
+QUICK_SWEEP = [(64, 7, 3, 1)]
+REFERENCE_LAYER = (256, 14, 3, 1)  # the issue's layer: 256 -> 256, 3x3, padding 1, (1, 256, 14, 14)
 REPEATS = 9
 FLOAT = "float conv2d (F.conv2d)"
 
 
-def measure(channels: int, size: int, repeats: int) -> tuple[dict[str, float], int, int]:
-    """Seconds per operation (`FLOAT` and the packed layer's), and float32 and packed weight bytes."""
+def layer(channels: int, size: int, kernel: int, stride: int):
+    """A ±1 input (1, C, S, S), real filters (C, C, k, k), their signs, and the packed layers."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 2, (BATCH, channels, size, size), generator=generator).float() * 2 - 1
-    weight = torch.randn(channels, channels, KERNEL, KERNEL, generator=generator)
+    x = torch.randint(0, 2, (1, channels, size, size), generator=generator).float() * 2 - 1
+    weight = torch.randn(channels, channels, kernel, kernel, generator=generator)
     binary = torch.where(weight >= 0, 1.0, -1.0)
-    packed = PackedBinaryConv2d(weight, padding=1)
-    n = channels * KERNEL * KERNEL
-    columns, valid = _conv_columns(x, (KERNEL, KERNEL), 1, 1, 1)
-    assert torch.equal(packed(x), F.conv2d(x, binary, padding=1)), "packed conv differs from the float conv"
-    timings = {
-        FLOAT: median_seconds(lambda: F.conv2d(x, binary, padding=1), repeats),
-        "packed conv, end to end": median_seconds(lambda: packed(x), repeats),
-        "  unfold + pack input": median_seconds(lambda: _conv_columns(x, (KERNEL, KERNEL), 1, 1, 1), repeats),
-        "  XNOR-popcount, 1 MB steps": median_seconds(
-            lambda: [xnor_dot(columns[:, None], w[:, None], n, valid[:, None]) for w in packed.weight_words.split(18)],
-            repeats,
-        ),
-        "  XNOR-popcount, all at once": median_seconds(
-            lambda: xnor_dot(columns[:, None], packed.weight_words[:, None], n, valid[:, None]), repeats
-        ),
-    }
-    return timings, storage_bytes(weight), storage_bytes(packed.weight_words)
+    padding = kernel // 2
+    return x, weight, binary, padding, XnorConv2d(weight, stride=stride, padding=padding)
+
+
+def measure(config: tuple[int, int, int, int], repeats: int, reference_too: bool = False) -> dict[str, float]:
+    """Median seconds of `FLOAT`, the xnor kernel and (if asked) the bitpack reference on one layer."""
+    channels, size, kernel, stride = config
+    x, weight, binary, padding, fast = layer(*config)
+    expected = F.conv2d(x, binary, stride=stride, padding=padding)
+    assert torch.equal(fast(x), expected), "xnor conv differs from the float conv"
+    runs = {FLOAT: lambda: F.conv2d(x, binary, stride=stride, padding=padding), "xnor kernel": lambda: fast(x)}
+    if reference_too:
+        packed = PackedBinaryConv2d(weight, stride=stride, padding=padding)
+        assert torch.equal(packed(x), expected), "packed conv differs from the float conv"
+        runs["bitpack reference (pure torch)"] = lambda: packed(x)
+    with torch.no_grad():
+        times = paired_seconds(runs, repeats)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
+def describe(config: tuple[int, int, int, int]) -> str:
+    channels, size, kernel, stride = config
+    return f"{channels}->{channels} {kernel}x{kernel}{f' stride {stride}' if stride > 1 else ''}, {size}x{size} map"
 
 
 def rows(quick: bool) -> list[Row]:
-    channels, size = (QUICK_CHANNELS, QUICK_SIZE) if quick else (CHANNELS, SIZE)
-    timings, float_bytes, packed_bytes = measure(channels, size, 3 if quick else REPEATS)
-    layer = f"{channels}->{channels} 3x3, {size}x{size} map"
-    return [
-        *(time_row(f"{name.strip()}, {layer}", seconds, FLOAT, timings[FLOAT])
-          for name, seconds in timings.items() if name != FLOAT),
-        Row(f"weight storage, {layer}", packed_bytes, "float32 weights", float_bytes, "B"),
-    ]
+    table = []
+    kernel_name = "xnor kernel" if kernels_available() else "xnor layer (torch fallback: no numba)"
+    for config in QUICK_SWEEP if quick else SWEEP:
+        timings = measure(config, 3 if quick else REPEATS, reference_too=config == REFERENCE_LAYER)
+        for name, seconds in timings.items():
+            if name != FLOAT:
+                label = kernel_name if name == "xnor kernel" else name
+                table.append(time_row(f"{label}, {describe(config)}", seconds, FLOAT, timings[FLOAT]))
+    x, weight, _, _, fast = layer(*(QUICK_SWEEP[0] if quick else REFERENCE_LAYER))
+    table.append(Row(f"weight storage, {describe(QUICK_SWEEP[0] if quick else REFERENCE_LAYER)}",
+                     storage_bytes(fast.weight_words), "float32 weights", storage_bytes(weight), "B"))
+    return table
 
 
 def main() -> None:
+    print(f"batch 1, torch {torch.__version__}, CPU; kernels {'numba' if kernels_available() else 'unavailable (torch fallback)'}; "
+          f"median of {REPEATS} interleaved runs")
+    print(f"{'threads':>7}  {'layer':<34}{'F.conv2d ms':>12}{'xnor ms':>9}{'x float':>9}")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for config in SWEEP:
+            timings = measure(config, REPEATS)
+            print(f"{threads:>7}  {describe(config):<34}{1e3 * timings[FLOAT]:>12.2f}{1e3 * timings['xnor kernel']:>9.2f}"
+                  f"{timings['xnor kernel'] / timings[FLOAT]:>9.2f}")
     torch.set_num_threads(1)
-    timings, float_bytes, packed_bytes = measure(CHANNELS, SIZE, REPEATS)
-    print(f"layer {CHANNELS}->{CHANNELS}, {KERNEL}x{KERNEL}, padding 1, input ({BATCH}, {CHANNELS}, {SIZE}, {SIZE}); "
-          f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread, {os.cpu_count()} cores; "
-          f"median of {REPEATS}")
-    float_time = timings[FLOAT]
-    print(f"{'operation':<28}{'ms':>9}{'x float':>10}")
-    for name, seconds in timings.items():
-        print(f"{name:<28}{1e3 * seconds:>9.2f}{seconds / float_time:>10.1f}")
-    print(f"weight storage: float32 {float_bytes} B, packed {packed_bytes} B "
-          f"({float_bytes / packed_bytes:.0f}x smaller)")
+    timings = measure(REFERENCE_LAYER, REPEATS, reference_too=True)
+    print(f"bitpack reference (pure torch), {describe(REFERENCE_LAYER)}, 1 thread: "
+          f"{1e3 * timings['bitpack reference (pure torch)']:.1f} ms, "
+          f"{timings['bitpack reference (pure torch)'] / timings[FLOAT]:.1f}x the float conv")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ LIGHT_MODULES = (
     "hmrlab.nn.roi_align",
     "hmrlab.nn.simcc",
     "hmrlab.nn.wavelets",
+    "hmrlab.nn.xnor",
     "hmrlab.models",
     "hmrlab.models.authors",
     "hmrlab.models.bidrn",

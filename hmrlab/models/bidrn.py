@@ -57,16 +57,19 @@ from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to
 from hmrlab.nn.backbones import Backbone, resnet18, resnet50
 from hmrlab.nn.binary import binary_resnet18, binary_resnet50
 from hmrlab.nn.roi_align import roi_align
+from hmrlab.nn.xnor import pack_binary_network
 from hmrlab.validation import as_pair, format_shape
 
 __all__ = [
     "BiDRN", "PositionNet", "RotationNet", "BoxNet", "FaceRegressor", "soft_argmax_3d", "soft_argmax_2d",
     "sample_joint_features", "camera_translation", "crop_boxes", "crop_to_image", "image_to_crop", "hand4whole",
-    "bidrn_loss", "PAPER_COMPLEXITY",
+    "bidrn_loss", "pack_bidrn", "PAPER_COMPLEXITY", "PAPER_PACKED_TIME_RATIO",
 ]
 
 # Appendix Table 2 / Table 8: (params, OPs) as reported; OPs are MACs (binary MACs / 64 for BiDRN).
 PAPER_COMPLEXITY = {"BiDRN": (17.22e6, 2.50e9), "Hand4Whole": (77.84e6, 16.85e9)}
+# Appendix Table 8: BiDRN's estimated inference time as a fraction of its full-precision counterpart's.
+PAPER_PACKED_TIME_RATIO = 0.221
 CAMERA_DEPTH_SIZE = 2.5  # metres: Hand4Whole's camera_3d_size
 NUM_BODY_JOINTS = 22  # pelvis to wrists: the SMPL-X body joints whose positions the body net finds
 
@@ -434,6 +437,19 @@ def hand4whole(*, width: int = 64, **kwargs) -> BiDRN:
         raise ValueError(f"hmrlab.nn.backbones ResNets have width 64 only; got width={width}")
     backbones = {"body": resnet50(), "hand": resnet50(), "face": resnet18()}
     return BiDRN(False, width=width, backbones=backbones, **kwargs)
+
+
+def pack_bidrn(model: BiDRN) -> BiDRN:
+    """A trained (or random) binary `BiDRN` for CPU inference: a copy in eval mode whose binarized
+    backbone blocks run as packed XNOR-popcount units (`hmrlab.nn.xnor.pack_binary_network`: each
+    binary convolution's input is binarized once while packing it, alpha, RPReLU, the residuals and
+    BatchNorm are applied after the integer product, in the same kernel call). Its outputs equal
+    ``model.eval()``'s to float rounding; the heads and stems stay full precision, as in the model.
+    """
+    if not isinstance(model, BiDRN) or not model.binary:
+        raise ValueError(f"pack_bidrn needs a binary BiDRN (BiDRN(True)); got "
+                         f"{type(model).__name__}{'' if not isinstance(model, BiDRN) else ' with binary=False'}")
+    return pack_binary_network(model)
 
 
 # ----------------------------------------------------------------------------------------------------

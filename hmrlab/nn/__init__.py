@@ -3,6 +3,7 @@
 | module | mechanism | paper |
 |---|---|---|
 | `wavelets` | batched, differentiable DWT/IDWT equal to PyWavelets | LIFD-HMR (frequency split) |
+| `wavelet_kernels` | single-pass numba DWT/IDWT for inference on the CPU | LIFD-HMR |
 | `attention` | multi-head attention (one implementation), the pre-norm transformer block, LCP/LSP pooling, MACs | LIFD-HMR, MixSTE, RTPCA |
 | `pyramid` | temporal pyramid compression-and-amplification (TPCA) | RTPCA |
 | `backbones` | ResNet-18/34/50 (`ResNetLayout` shared with the binarized ResNets), MobileNetV3, torchvision's state_dict keys, feature maps by stage | all |
@@ -12,8 +13,11 @@
 | `rle` | residual log-likelihood estimation with RealNVP flows | keypoints-guided HMR |
 | `ik` | analytical inverse kinematics with twist, swing-twist decomposition | keypoints-guided HMR (HybrIK) |
 | `binary` | sign with surrogate gradients, RPReLU, binary layers, DScR/FUR/FDR/DSaR, binarized ResNets, OPs | BiDRN |
-| `bitpack` | bit-packed XNOR-popcount inference | BiDRN |
+| `bitpack` | bit-packed XNOR-popcount inference, the readable reference | BiDRN |
+| `xnor`, `xnor_kernels` | packed binary layers and BiDRN units on fused numba XNOR-popcount kernels | BiDRN |
 | `roi_align` | RoIAlign with torchvision's semantics | BiDRN (Hand4Whole) |
 
 Importing any of them loads torch, NumPy, SciPy and PyWavelets at most: no renderer, no smplx, no pandas.
+The numba kernels compile on first use (`numba_backend`: one loader, ``HMRLAB_NUMBA=0`` to use the
+pure-torch paths, which give the same results).
 """

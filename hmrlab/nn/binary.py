@@ -51,6 +51,7 @@ __all__ = [
     "approx_sign",
     "tanh_sign",
     "approx_sign_surrogate",
+    "authors_binary_weight",
     "tanh_surrogate",
     "SURROGATES",
     "RSign",
@@ -212,20 +213,30 @@ class RSign(nn.Module):
     linear layers); output the same shape, values in {-1, +1}. The gradient is that of the chosen
     ``surrogate`` (``"ste"``, ``"approx"`` or ``"tanh"``). With ``learnable=False`` the threshold is
     fixed at 0 (a plain sign, as in BNN and Bi-Real Net) and the module has no parameter.
+
+    ``sign_of_zero`` is the output where ``x`` equals the threshold: +1 by default (module docstring);
+    0 as ReActNet's code (``torch.sign``), whose learnable bias ``b`` is ``-threshold`` (it computes
+    ``sign(x + b)``). The gradient is the surrogate's either way.
     """
 
-    def __init__(self, channels: int, surrogate: str = "approx", *, learnable: bool = True, channel_dim: int = 1):
+    def __init__(self, channels: int, surrogate: str = "approx", *, learnable: bool = True, channel_dim: int = 1,
+                 sign_of_zero: float = 1.0):
         super().__init__()
         _check_positive_int(channels, "channels")
         _check_choice(surrogate, "surrogate", SURROGATES)
+        _check_choice(sign_of_zero, "sign_of_zero", (1.0, 0.0, -1.0))
         self.channels, self.surrogate, self.channel_dim = channels, surrogate, channel_dim
+        self.sign_of_zero = float(sign_of_zero)
         self.threshold = nn.Parameter(torch.zeros(channels)) if learnable else None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_channels(x, self.channels, self.channel_dim, "RSign")
         if self.threshold is not None:
             x = x - _per_channel(self.threshold, x, self.channel_dim)
-        return SURROGATES[self.surrogate](x)
+        out = SURROGATES[self.surrogate](x)
+        if self.sign_of_zero != 1.0:  # a constant correction: no gradient of its own
+            out = out + (self.sign_of_zero - 1.0) * (x == 0).to(out.dtype)
+        return out
 
     def extra_repr(self) -> str:
         return f"{self.channels}, surrogate={self.surrogate!r}, learnable={self.threshold is not None}"
@@ -265,6 +276,19 @@ def binarize_weight(weight: Tensor) -> tuple[Tensor, Tensor]:
     return sign_ste(weight), scale
 
 
+def authors_binary_weight(weight: Tensor) -> Tensor:
+    """``alpha_o sign(W)`` as ReActNet's and Bi-Real Net's ``HardBinaryConv`` compute it: (O, ...) -> same shape.
+
+    The value is ``alpha_o torch.sign(W)`` (sign(0) = 0), the gradient that of ``clamp(W, -1, 1)``,
+    ``1{|W| <= 1}``: the scale is detached and does not multiply the gradient (`binarize_weight`'s
+    reaches W through the signs, times alpha_o, and through the scale). Written as their
+    ``b.detach() - clamp(W).detach() + clamp(W)``, so that even the rounding is theirs.
+    """
+    scale = weight.abs().mean(dim=tuple(range(1, weight.ndim)), keepdim=True).detach()
+    clipped = weight.clamp(-1.0, 1.0)
+    return (scale * torch.sign(weight)).detach() - clipped.detach() + clipped
+
+
 class _BinaryLayer:
     """Shared by `BinaryConv2d` and `BinaryLinear`: weight and input binarization flags."""
 
@@ -273,12 +297,15 @@ class _BinaryLayer:
 
     def _setup_binary(
         self, in_channels: int, binary_weights: bool, binary_activations: bool, surrogate: str,
-        learnable_threshold: bool, channel_dim: int,
+        learnable_threshold: bool, channel_dim: int, sign_of_zero: float = 1.0, weight_gradient: str = "scale",
     ) -> None:
+        _check_choice(weight_gradient, "weight_gradient", ("scale", "authors"))
         self.binary_weights = binary_weights
         self.binary_activations = binary_activations
+        self.weight_gradient = weight_gradient
         self.input_sign = (
-            RSign(in_channels, surrogate, learnable=learnable_threshold, channel_dim=channel_dim)
+            RSign(in_channels, surrogate, learnable=learnable_threshold, channel_dim=channel_dim,
+                  sign_of_zero=sign_of_zero)
             if binary_activations
             else nn.Identity()
         )
@@ -291,6 +318,8 @@ class _BinaryLayer:
         """The weight the layer multiplies by: ``alpha_o sign(W)`` if binary, else ``W``."""
         if not self.binary_weights:
             return self.weight
+        if self.weight_gradient == "authors":
+            return authors_binary_weight(self.weight)
         signs, scale = self.binarized_weight()
         return signs * scale.view(-1, *[1] * (signs.ndim - 1))
 
@@ -307,7 +336,9 @@ class BinaryConv2d(_BinaryLayer, nn.Conv2d):
     ``(B, out_channels, H', W')`` as for ``nn.Conv2d``. The input passes through an `RSign`
     (``surrogate``, learnable threshold ``t`` unless ``learnable_threshold=False``) when
     ``binary_activations``; the weight is ``alpha_o sign(W)`` (`binarize_weight`) when
-    ``binary_weights``. Both flags False gives a plain ``nn.Conv2d``.
+    ``binary_weights``. Both flags False gives a plain ``nn.Conv2d``. ReActNet's code is
+    ``sign_of_zero=0.0`` (`RSign`) and ``weight_gradient="authors"`` (`authors_binary_weight`: the
+    scale detached, the weight's gradient clipped); the defaults are the conventions of this module.
     """
 
     def __init__(
@@ -325,9 +356,12 @@ class BinaryConv2d(_BinaryLayer, nn.Conv2d):
         binary_activations: bool = True,
         surrogate: str = "approx",
         learnable_threshold: bool = True,
+        sign_of_zero: float = 1.0,
+        weight_gradient: str = "scale",
     ):
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self._setup_binary(in_channels, binary_weights, binary_activations, surrogate, learnable_threshold, 1)
+        self._setup_binary(in_channels, binary_weights, binary_activations, surrogate, learnable_threshold, 1,
+                           sign_of_zero, weight_gradient)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -354,9 +388,12 @@ class BinaryLinear(_BinaryLayer, nn.Linear):
         binary_activations: bool = True,
         surrogate: str = "approx",
         learnable_threshold: bool = True,
+        sign_of_zero: float = 1.0,
+        weight_gradient: str = "scale",
     ):
         nn.Linear.__init__(self, in_features, out_features, bias)
-        self._setup_binary(in_features, binary_weights, binary_activations, surrogate, learnable_threshold, -1)
+        self._setup_binary(in_features, binary_weights, binary_activations, surrogate, learnable_threshold, -1,
+                           sign_of_zero, weight_gradient)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:

@@ -27,7 +27,9 @@ here reads and writes a whole (B, O, L, words) tensor from memory, whereas a flo
 cache-blocked MKL/oneDNN GEMM using SIMD FMAs. So on a desktop CPU this pure-torch version is
 *slower* than the float convolution (``benchmarks/bench_bitpack.py`` measures by how much). The
 32x memory saving is real; the speed-up the paper quotes needs a fused kernel with hardware popcount
-(daBNN on ARM NEON, Larq Compute Engine), which this module's maths is the reference for.
+(daBNN on ARM NEON, Larq Compute Engine). `hmrlab.nn.xnor` (kernels in `hmrlab.nn.xnor_kernels`) is
+that kernel for x86 and ARM CPUs, tested against this module, which stays the readable reference and
+the fallback where numba cannot run.
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ def unpack_bits(words: Tensor, n: int) -> Tensor:
             f"words must be int64 of shape (..., ceil(n / 64)) = (..., {-(-n // WORD_BITS)}) for n={n}; "
             f"got {words.dtype} {format_shape(tuple(words.shape))}"
         )
-    packed_bytes = words.contiguous().view(torch.uint8)
+    words = words.contiguous()
+    if words.stride(-1) != 1:  # a contiguous tensor's size-1 last dimension may carry any stride
+        words = torch.empty(words.shape, dtype=words.dtype, device=words.device).copy_(words)
+    packed_bytes = words.view(torch.uint8)
     bits = (packed_bytes[..., None] & _BYTE_BITS.to(words.device)) != 0  # (..., bytes, 8)
     return bits.flatten(-2)[..., :n].float() * 2 - 1
 

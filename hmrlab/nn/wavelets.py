@@ -25,6 +25,14 @@ theory for multiresolution signal decomposition: the wavelet representation", IE
 4. ``synthesis_filter_bank``: the inverse, a transposed convolution of stride 2 with the
    reconstruction filters (upsample by inserting zeros, then convolve).
 
+Speed: for CPU tensors that need no gradient, ``dwt2`` and ``idwt2`` (and so ``wavedec2``,
+``waverec2``, ``DWT2d``, ``IDWT2d``) run the single-pass numba kernels of
+`hmrlab.nn.wavelet_kernels` instead of steps 2-4: the analysis extends and filters each plane in
+cache, the synthesis uses the **polyphase** form of step 4 (two phases of L/2 taps, no inserted
+zeros, output rows written interleaved once), where the transposed convolution multiplied mostly
+by inserted zeros and needed the bands stacked first. Same numbers (to float rounding); the filter
+bank above stays the reference, the differentiable path and the one for other devices.
+
 Conventions (all PyWavelets'):
 
 * Filters are applied by *convolution*, ``c[k] = sum_j h[j] x[2k + 1 - j]``; torch's ``conv1d`` is a
@@ -53,11 +61,14 @@ import math
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pywt
 import torch
 import torch.nn.functional as F
 from pywt import dwt_max_level
 from torch import Tensor, nn
+
+from hmrlab.nn import numba_backend
 
 __all__ = [
     "MODES",
@@ -242,14 +253,26 @@ def synthesis_filter_bank(coeffs: Tensor, rec: Tensor, mode: str) -> Tensor:
     return F.conv_transpose2d(coeffs, rec, stride=2, padding=padding)
 
 
+DTYPES = (torch.float32, torch.float64)
+
+
 def check_data(data: Tensor, name: str, mode: str) -> None:
-    """Check that `data` is a floating-point tensor and `mode` a supported boundary mode."""
+    """Check that `data` is a float32 or float64 tensor and `mode` a supported boundary mode.
+
+    Half precision (float16, bfloat16) is refused rather than computed: its 8-11 bit mantissa
+    cannot keep the transform's promise of equality with PyWavelets (nor perfect reconstruction),
+    and complex or integer data has no meaning for these real filter banks.
+    """
     if not isinstance(data, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(data).__name__}. "
                         f"Convert it with torch.as_tensor({name}, dtype=torch.float64).")
-    if not data.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor; got {data.dtype}. "
-                         f"Use {name}.double() (PyWavelets computes in float64) or {name}.float().")
+    if data.dtype not in DTYPES:
+        kind = ("complex" if data.is_complex() else "half-precision" if data.is_floating_point()
+                else "integer or boolean")
+        raise ValueError(f"{name} must be a float32 or float64 (floating-point) tensor; got {kind} "
+                         f"{data.dtype}. Use {name}.double() (PyWavelets computes in float64) or "
+                         f"{name}.float()" + (", and transform the real and imaginary parts apart."
+                                               if data.is_complex() else "."))
     check_mode(mode)
 
 
@@ -264,11 +287,57 @@ def check_axes(axes: Sequence[int], tensor_ndim: int, ndim: int) -> tuple[int, .
     return axes
 
 
-def dwt_along(data: Tensor, dec: Tensor, mode: str, axes: Sequence[int]) -> list[Tensor]:
+def _kernels(*tensors: Tensor):
+    """The compiled wavelet kernels if these tensors may use them (CPU, float32/64, no gradient
+    wanted), else None; `hmrlab.nn.numba_backend` decides whether they load at all."""
+    if any(t.device.type != "cpu" for t in tensors):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    kernels = numba_backend.load("wavelet_kernels")
+    if kernels is not None:
+        numba_backend.sync_threads(torch.get_num_threads())
+    return kernels
+
+
+def source_index(n: int, before: int, after: int, mode: str) -> Tensor:
+    """`extension_index`, with -1 for the positions that mode ``"zero"`` fills with zeros."""
+    if mode == "zero":
+        i = torch.arange(-before, n + after)
+        return torch.where((i >= 0) & (i < n), i, -1)
+    return extension_index(n, before, after, mode)
+
+
+def _empty(dtype: torch.dtype, *shape: int) -> Tensor:
+    """An uninitialised CPU tensor in NumPy's memory: for arrays of megabytes NumPy asks the kernel
+    for huge pages, and first touching a 200 MB output then took 10 ms instead of 30."""
+    return torch.from_numpy(np.empty(shape, np.float32 if dtype == torch.float32 else np.float64))
+
+
+def _dwt2_kernel(kernels, planes: Tensor, dec1: Tensor, mode: str) -> list[Tensor]:
+    """dwt2 of planes (M, H, W) by `hmrlab.nn.wavelet_kernels`, with the 1-D decomposition filters
+    dec1 (2, 1, L) of `wavelet_filters`: 4 contiguous bands (M, NH, NW), cA, cH, cV, cD."""
+    filter_len = dec1.shape[-1]
+    index = []
+    for n in planes.shape[1:]:
+        if mode == "reflect" and n < 2:
+            raise ValueError(f"mode 'reflect' needs at least 2 samples along each axis; got shape "
+                             f"{tuple(planes.shape[1:])}; use 'symmetric' for shorter signals")
+        index.append(source_index(n, *analysis_padding(n, filter_len, mode), mode).numpy())
+    lo, hi = (f.flip(0).to(planes.dtype).contiguous().numpy() for f in dec1[:, 0])  # correlation taps
+    sizes = [dwt_coeff_len(n, filter_len, mode) for n in planes.shape[1:]]
+    bands = _empty(planes.dtype, 4, planes.shape[0], *sizes)
+    kernels.dwt2_planes(planes.numpy(), *index, lo, hi, *bands.numpy(), torch.get_num_threads() > 1)
+    return list(bands.unbind(0))
+
+
+def dwt_along(data: Tensor, dec: Tensor, mode: str, axes: Sequence[int], dec1: Tensor | None = None) -> list[Tensor]:
     """One DWT level along `axes` with filters `dec` from `wavelet_filters`.
 
     ``(..., *n) -> [K bands (..., *N)]`` (cA, cD for 1-D; cA, cH, cV, cD for 2-D), shown for axes
-    that are the last ones; any others work the same, the bands keep the layout of `data`.
+    that are the last ones; any others work the same, the bands keep the layout of `data` (except
+    on the kernel path). For 2-D, `dec1`, the wavelet's 1-D decomposition filters (2, 1, L), lets
+    it run the single-pass kernel (module docstring) where it may.
     """
     ndim = dec.dim() - 2
     check_data(data, "data", mode)
@@ -279,16 +348,43 @@ def dwt_along(data: Tensor, dec: Tensor, mode: str, axes: Sequence[int]) -> list
     if min(sizes) < 1:
         raise ValueError(f"data must have at least one sample along axes {axes}; "
                          f"got shape {tuple(data.shape)}")
+    kernels = _kernels(data) if ndim == 2 and dec1 is not None else None
+    if kernels is not None:
+        bands = _dwt2_kernel(kernels, x.reshape(-1, *sizes).contiguous(), dec1, mode)
+        return [band.reshape(*lead, *band.shape[1:]).movedim(last, axes) for band in bands]
     bands = analysis_filter_bank(x.reshape(-1, 1, *sizes), dec.to(x), mode)
     return [band.reshape(*lead, *band.shape[1:]).movedim(last, axes) for band in bands.unbind(1)]
 
 
+def _idwt2_kernel(kernels, bands: list[Tensor], rec1: Tensor, mode: str) -> Tensor:
+    """idwt2 of 4 bands (M, NH, NW) by the polyphase kernel of `hmrlab.nn.wavelet_kernels`, with the
+    1-D reconstruction filters rec1 (2, 1, L): (M, 2 NH - L + 2, ...) or (M, 2 NH, 2 NW) for periodization."""
+    filter_len = rec1.shape[-1]
+    sizes = bands[0].shape[1:]
+    crop = 0
+    if mode == "periodization":
+        # As in `synthesis_filter_bank`: wrap L/4 coefficients round each end, then trim what the
+        # transposed convolution's padding trims beyond the valid part.
+        wrap = filter_len // 4
+        bands = [extend(b, [(wrap, wrap)] * 2, "periodic") for b in bands]
+        crop = 2 * wrap - filter_len // 2 + 1
+        out_sizes = [2 * n for n in sizes]
+    else:
+        out_sizes = [2 * n - filter_len + 2 for n in sizes]
+    phases = kernels.polyphase(*(f.to(bands[0].dtype).numpy() for f in rec1[:, 0]))
+    out = _empty(bands[0].dtype, bands[0].shape[0], *out_sizes)
+    kernels.idwt2_planes(*(b.contiguous().numpy() for b in bands), phases, crop, crop, out.numpy(),
+                         torch.get_num_threads() > 1)
+    return out
+
+
 def idwt_along(
-    coeffs: Sequence[Tensor | None], rec: Tensor, mode: str, axes: Sequence[int]
+    coeffs: Sequence[Tensor | None], rec: Tensor, mode: str, axes: Sequence[int], rec1: Tensor | None = None,
 ) -> Tensor:
     """Inverse of `dwt_along`: K bands ``(..., *N)``, None for zeros, -> ``(..., *n)``.
 
-    ``n = 2 N - L + 2`` per axis, ``2 N`` for periodization (see `synthesis_filter_bank`).
+    ``n = 2 N - L + 2`` per axis, ``2 N`` for periodization (see `synthesis_filter_bank`). For 2-D,
+    `rec1`, the wavelet's 1-D reconstruction filters (2, 1, L), lets it run the polyphase kernel.
     """
     ndim = rec.dim() - 2
     given = [c for c in coeffs if c is not None]
@@ -311,6 +407,10 @@ def idwt_along(
                          f"filters of length {filter_len} in mode {mode!r}: dwt gives at least "
                          f"{least}; use the wavelet and mode of the decomposition")
     bands = [torch.zeros_like(ref) if c is None else c.movedim(axes, last) for c in coeffs]
+    kernels = _kernels(*given) if ndim == 2 and rec1 is not None else None
+    if kernels is not None:
+        out = _idwt2_kernel(kernels, [b.reshape(-1, *sizes) for b in bands], rec1, mode)
+        return out.reshape(*lead, *out.shape[1:]).movedim(last, axes)
     bands = torch.stack(bands, -1).movedim(-1, -ndim - 1).reshape(-1, len(coeffs), *sizes)
     out = synthesis_filter_bank(bands, rec.to(ref), mode)
     return out.reshape(*lead, *out.shape[2:]).movedim(last, axes)
@@ -353,7 +453,7 @@ def dwt2(
     Each band is ``(..., N_H, N_W)`` with ``N_H = dwt_coeff_len(H, L, mode)`` (and likewise for W);
     `axes` picks the two dimensions (rows first), shapes shown for the default ``(-2, -1)``.
     """
-    cA, cH, cV, cD = dwt_along(data, wavelet_filters(wavelet, 2)[0], mode, axes)
+    cA, cH, cV, cD = dwt_along(data, wavelet_filters(wavelet, 2)[0], mode, axes, wavelet_filters(wavelet, 1)[0])
     return cA, (cH, cV, cD)
 
 
@@ -369,11 +469,15 @@ def idwt2(
     (``2 N_H`` for periodization), likewise w.
     """
     cA, (cH, cV, cD) = coeffs
-    return idwt_along([cA, cH, cV, cD], wavelet_filters(wavelet, 2)[1], mode, axes)
+    return idwt_along([cA, cH, cV, cD], wavelet_filters(wavelet, 2)[1], mode, axes, wavelet_filters(wavelet, 1)[1])
 
 
 def check_level(sizes: Sequence[int], wavelet: pywt.Wavelet, level: int | None) -> int:
     """Decomposition level: `level`, or the deepest useful one (``dwt_max_level``) if None."""
+    if level is not None and (isinstance(level, bool) or not isinstance(level, (int, np.integer))):
+        raise ValueError(f"level must be an int >= 0 or None (for dwt_max_level); got {level!r} of type "
+                         f"{type(level).__name__}" + (f"; use level={int(level)}" if isinstance(level, str)
+                                                      and level.isdigit() else ""))
     max_level = min(dwt_max_level(n, wavelet.dec_len) for n in sizes)
     if level is None:
         return max_level
@@ -491,9 +595,10 @@ class DWT2d(nn.Module):
         check_mode(mode)
         self.mode = mode
         self.register_buffer("dec", wavelet_filters(wavelet, 2)[0], persistent=False)
+        self.register_buffer("dec1", wavelet_filters(wavelet, 1)[0], persistent=False)
 
     def forward(self, x: Tensor) -> Coeffs2:
-        cA, cH, cV, cD = dwt_along(x, self.dec, self.mode, (-2, -1))
+        cA, cH, cV, cD = dwt_along(x, self.dec, self.mode, (-2, -1), self.dec1)
         return cA, (cH, cV, cD)
 
 
@@ -505,7 +610,8 @@ class IDWT2d(nn.Module):
         check_mode(mode)
         self.mode = mode
         self.register_buffer("rec", wavelet_filters(wavelet, 2)[1], persistent=False)
+        self.register_buffer("rec1", wavelet_filters(wavelet, 1)[1], persistent=False)
 
     def forward(self, coeffs: Coeffs2) -> Tensor:
         cA, (cH, cV, cD) = coeffs
-        return idwt_along([cA, cH, cV, cD], self.rec, self.mode, (-2, -1))
+        return idwt_along([cA, cH, cV, cD], self.rec, self.mode, (-2, -1), self.rec1)

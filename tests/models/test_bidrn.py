@@ -178,3 +178,44 @@ def test_bad_inputs_raise(eval_model):
         eval_model(torch.zeros(1, 1, 64, 48))
     with pytest.raises(ValueError, match="backbones"):
         BiDRN(backbones={"body": nn.Identity()}, **TINY)
+
+
+def test_packed_bidrn_equals_the_float_emulated_binary_model(batch, eval_model):
+    from hmrlab.models.bidrn import pack_bidrn
+    from hmrlab.nn.binary import BlockResidual
+
+    packed = pack_bidrn(eval_model)
+    blocks = {name: m for name, m in eval_model.named_modules() if isinstance(m, BlockResidual)}
+    packed_blocks = dict(packed.named_modules())
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):
+            seen.setdefault(name, (args[0], out))  # the first call (the hand net runs once)
+        return hook
+
+    hooks = [m.register_forward_hook(record(name)) for name, m in blocks.items()]
+    inputs = (batch["images"], batch["boxes"][:, 0], batch["boxes"][:, 1:])  # crops inside the images
+    with torch.no_grad():
+        expected, ours = eval_model(*inputs), packed(*inputs)
+        for hook in hooks:
+            hook.remove()
+        # Every packed block equals its float-emulated twin on maps of the shapes the model gave it. (On
+        # the model's own maps, crops that fall outside the image are all zeros, whose units then hit
+        # exact ties, 0 at a threshold of 0, where the emulation's rounding, not the maths, picks a sign.)
+        assert set(seen) == set(blocks)
+        generator = torch.Generator().manual_seed(0)
+        for name, (x, _) in seen.items():
+            x = torch.randn(x.shape, generator=generator)
+            out = blocks[name](x)
+            scale = out.abs().max().item()
+            torch.testing.assert_close(packed_blocks[name](x), out, rtol=1e-5, atol=1e-5 * scale, msg=name)
+    # End to end the maps differ by float rounding, which can still flip the rare sign of a
+    # pre-activation at a tie; an untrained model's heads amplify that (vertices ~1e7 m, and the
+    # projected joints divide by a near-zero depth, so they are left out).
+    for name, tol in (("rotations", 1e-4), ("expression", 1e-4), ("part_boxes", 1e-4), ("hand_positions", 1e-4),
+                      ("betas", 1e-2), ("vertices", 1e-2)):
+        scale = expected[name].abs().max().item()
+        torch.testing.assert_close(ours[name], expected[name], rtol=tol, atol=tol * scale, msg=name)
+    with pytest.raises(ValueError, match="binary BiDRN"):
+        pack_bidrn(tiny(False))

@@ -7,7 +7,7 @@ import pytest
 import pywt
 import torch
 
-from hmrlab.nn import wavelets
+from hmrlab.nn import numba_backend, wavelets
 
 WAVELETS = ["haar", "db2", "db4", "sym4", "bior2.2"]
 ORTHOGONAL = ["haar", "db2", "db4", "sym4"]
@@ -237,3 +237,56 @@ def test_errors():
         wavelets.dwt2(torch.zeros(4, 4), "haar", axes=(0, -2))
     with pytest.warns(UserWarning, match="above dwt_max_level"):
         wavelets.wavedec(x, "db2", level=4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64, torch.complex64])
+def test_refuses_other_dtypes(dtype):
+    x = torch.zeros(2, 8, 8).to(dtype)
+    with pytest.raises(ValueError, match=r"float32 or float64.*" + str(dtype).replace(".", r"\.")):
+        wavelets.dwt2(x, "haar")
+    with pytest.raises(ValueError, match="float32 or float64"):
+        wavelets.idwt2((x, (x, x, x)), "haar")
+
+
+def test_refuses_a_level_that_is_not_an_int():
+    x = torch.zeros(2, 16, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"level must be an int.*'2'.*level=2"):
+        wavelets.wavedec(x, "haar", level="2")
+    with pytest.raises(ValueError, match="level must be an int"):
+        wavelets.wavedec2(torch.zeros(8, 8), "haar", level=1.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("wavelet", ["haar", "db2", "sym4"])
+def test_kernel_and_torch_paths_agree_with_pywt(wavelet, mode, monkeypatch):
+    # The same call three ways: the numba kernels (no gradient wanted), the differentiable filter
+    # bank (a tensor that requires grad) and the filter bank chosen by HMRLAB_NUMBA=0.
+    x = random(2, 3, 10, 13, seed=4)
+    theirs = pywt.dwt2(x, wavelet, mode)
+    bands = [random(*theirs[0].shape, seed=s) for s in range(4)]
+    expected = pywt.idwt2((bands[0], tuple(bands[1:])), wavelet, mode)
+
+    def run(requires_grad):
+        t = torch.tensor(x, requires_grad=requires_grad)
+        b = [torch.tensor(v, requires_grad=requires_grad) for v in bands]
+        return wavelets.dwt2(t, wavelet, mode), wavelets.idwt2((b[0], tuple(b[1:])), wavelet, mode)
+
+    results = [run(False), run(True)]
+    numba_backend.reset()
+    monkeypatch.setenv("HMRLAB_NUMBA", "0")
+    results.append(run(False))
+    numba_backend.reset()
+    for (cA, details), inverse in results:
+        for band, pywt_band in zip((cA, *details), (theirs[0], *theirs[1])):
+            assert_same(band, pywt_band)
+        assert_same(inverse, expected)
+
+
+def test_kernel_path_float32_on_a_feature_map():
+    x = random(2, 4, 56, 56, seed=5).astype(np.float32)
+    for wavelet in ("haar", "db2", "sym4"):
+        cA, details = wavelets.dwt2(torch.tensor(x), wavelet)
+        theirs = pywt.dwt2(x, wavelet)
+        for band, pywt_band in zip((cA, *details), (theirs[0], *theirs[1])):
+            assert_same(band, pywt_band, tol=1e-5)
+        assert_same(wavelets.idwt2((cA, details), wavelet), pywt.idwt2(theirs, wavelet), tol=1e-5)
