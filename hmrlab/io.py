@@ -1,4 +1,4 @@
-"""Atomic file writes: a file hmrlab produces is either the old one or the complete new one.
+"""Files: atomic writes (the old file or the complete new one) and one restricted reader per kind of file.
 
 A notebook interrupted while saving (the stop button, a kernel restart, a full disk) must not leave
 a half-written checkpoint that the next "load the checkpoint if it exists" cell then fails on. Every
@@ -15,7 +15,8 @@ and what to do in a `ValueError` (`FileNotFoundError` for a missing file):
 - `read_npz`: each ``.npy`` member's header is read and its declared size checked against the
   member's own size before anything is allocated; object members are unpickled by
   `RestrictedUnpickler` (or skipped), never by ``numpy.load(allow_pickle=True)``;
-- `read_json`: no ``NaN``/``Infinity`` constants, no nesting deeper than Python can parse.
+- `read_json`: no ``NaN``/``Infinity`` constants, no nesting deeper than Python can parse (or than
+  ``max_depth``), no file larger than ``max_bytes``.
 
 No file may unpack to more than `MAX_ARRAY_BYTES`.
 """

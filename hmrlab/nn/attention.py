@@ -1,4 +1,4 @@
-"""Multi-head attention and its low-dimensional variants LCP and LSP (LIFD-HMR, arXiv 2510.18267).
+"""Multi-head attention (one implementation), the pre-norm transformer block, and LIFD-HMR's LCP and LSP.
 
 Standard attention between ``N_q`` query tokens and ``N_k`` context tokens of ``C`` channels
 (Vaswani et al. 2017, Eq. 1 and the multi-head form) is, per head of ``d = C / h`` channels,
