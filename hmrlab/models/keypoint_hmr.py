@@ -68,19 +68,23 @@ from hmrlab.nn.attention import TransformerBlock
 from hmrlab.nn.backbones import Backbone
 from hmrlab.nn.ik import inverse_kinematics, twist_angles
 from hmrlab.nn.keypoints import KeypointTemplate, keypoints_from_mesh
-from hmrlab.nn.mgfenet import MGFENet
+from hmrlab.nn.mgfenet import MGFENet, MGFENetAuthors
 from hmrlab.nn.rle import RealNVP, rle_loss
 from hmrlab.nn.simcc import simcc_decode
 from hmrlab.validation import check_exact_shape, format_shape
 
 __all__ = [
     "EPSILON",
+    "AuthorsKeypointHead",
     "DeconvDecoder",
+    "EfficientHumanAuthors",
     "GatedAttentionUnit",
     "KeypointEstimator",
     "KeypointHMR",
     "Pretrain2D",
+    "ScaleNorm",
     "SelfAttentionBlock",
+    "batch_spread",
     "heatmap_decode",
     "keypoint_hmr_loss",
     "mesh_targets",
@@ -99,29 +103,105 @@ class GatedAttentionUnit(nn.Module):
     (Eq. 4, one head, no softmax); output ``x + (U ⊙ B V) W_o``. The gate U lets each token switch
     off what attention brings it. Parameters: ``C (2e + s) + (2e + s) + 4 s + N^2 + e C + C + 2 C``;
     MACs per sample: ``N C (2e + s) + N^2 (s + e) + N e C``.
+
+    The authors' unit (RTMPose's ``RTMCCBlock`` as EfficientHuman configures it) is
+    ``norm="scale", linear_bias=False, pair_bias=False, residual_scale=True``: a `ScaleNorm` instead of
+    the LayerNorm, no biases in the two linear layers, no (N, N) bias ``b``, and the shortcut scaled per
+    channel, ``s ⊙ x + ...``.
     """
 
-    def __init__(self, channels: int, num_tokens: int, expansion: float = 2.0, qk_dim: int = 128):
+    def __init__(self, channels: int, num_tokens: int, expansion: float = 2.0, qk_dim: int = 128, *,
+                 norm: str = "layer", linear_bias: bool = True, pair_bias: bool = True,
+                 residual_scale: bool = False):
         super().__init__()
+        if norm not in ("layer", "scale"):
+            raise ValueError(f"norm must be 'layer' (LayerNorm) or 'scale' (ScaleNorm, the authors'); got {norm!r}")
         self.channels, self.num_tokens = channels, num_tokens
         self.hidden, self.qk_dim = round(expansion * channels), qk_dim
-        self.norm = nn.LayerNorm(channels)
-        self.uvz = nn.Linear(channels, 2 * self.hidden + qk_dim)
+        self.norm = nn.LayerNorm(channels) if norm == "layer" else ScaleNorm(channels)
+        self.uvz = nn.Linear(channels, 2 * self.hidden + qk_dim, bias=linear_bias)
         self.gamma = nn.Parameter(torch.ones(2, qk_dim))
         self.beta = nn.Parameter(torch.zeros(2, qk_dim))
-        self.bias = nn.Parameter(torch.zeros(num_tokens, num_tokens))
-        self.out = nn.Linear(self.hidden, channels)
+        self.bias = nn.Parameter(torch.zeros(num_tokens, num_tokens)) if pair_bias else None
+        self.out = nn.Linear(self.hidden, channels, bias=linear_bias)
+        self.residual_scale = nn.Parameter(torch.ones(channels)) if residual_scale else None
 
     def attend(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Output (B, N, C) and the attention weights ``B`` (B, N, N) of tokens x (B, N, C)."""
         check_exact_shape(x, "x (batch, keypoints, channels)", ("B", self.num_tokens, self.channels))
         u, v, z = F.silu(self.uvz(self.norm(x))).split([self.hidden, self.hidden, self.qk_dim], -1)
         q, k = z * self.gamma[0] + self.beta[0], z * self.gamma[1] + self.beta[1]
-        weights = F.relu(q @ k.transpose(-1, -2) / math.sqrt(self.qk_dim) + self.bias) ** 2
-        return x + self.out(u * (weights @ v)), weights
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.qk_dim)
+        weights = F.relu(scores if self.bias is None else scores + self.bias) ** 2
+        shortcut = x if self.residual_scale is None else x * self.residual_scale
+        return shortcut + self.out(u * (weights @ v)), weights
 
     def forward(self, x: Tensor) -> Tensor:
         return self.attend(x)[0]
+
+
+class ScaleNorm(nn.Module):
+    """ScaleNorm (Nguyen and Salazar 2019): ``g x / max(||x|| / sqrt(C), eps)`` over the last axis, one gain g.
+
+    RTMPose's normalisation, which the authors' 3DKEM uses in place of LayerNorm: (..., C) -> (..., C).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.scale, self.eps = channels**-0.5, eps
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x / (torch.linalg.vector_norm(x, dim=-1, keepdim=True) * self.scale).clamp_min(self.eps) * self.gain
+
+
+class AuthorsKeypointHead(nn.Module):
+    """The authors' 3DKEM head (EfficientHuman's ``RTMCCHead``): backbone map (B, C_b, h, w) -> K keypoints.
+
+    A kxk convolution (k = 7, with bias) turns the map into one (h, w) map per keypoint, flattened to
+    K tokens of h w entries, `ScaleNorm` ed and projected (no bias) to ``hidden`` = 256 channels; the
+    authors' GAU (`GatedAttentionUnit` with their options) mixes the tokens; then per axis one linear
+    layer (no bias) *regresses* the coordinate and one the σ logit. Against the paper's reading
+    (`KeypointEstimator`, Eq. 2's mapping A and SimCC classifiers over bins) it regresses rather than
+    classifies and builds the tokens by convolution; 4,960,610 parameters for K = 96 (their 29 joints
+    and 67 markers) on MGFENet's 960 x 8 x 8 map, against 0.89 M for ours. ``forward`` returns
+    ``coords`` (B, K, 3), ``sigma`` = sigmoid(logits) + 1e-9 (as their model applies it) and
+    ``keypoint_features`` (B, K, hidden).
+    """
+
+    def __init__(self, in_channels: int = 960, num_keypoints: int = 96, feature_size: tuple[int, int] = (8, 8),
+                 hidden: int = 256, kernel_size: int = 7, expansion: float = 2.0, qk_dim: int = 128) -> None:
+        super().__init__()
+        self.to_keypoints = nn.Conv2d(in_channels, num_keypoints, kernel_size, padding=kernel_size // 2)
+        area = math.prod(feature_size)
+        self.embed = nn.Sequential(ScaleNorm(area), nn.Linear(area, hidden, bias=False))
+        self.attention = GatedAttentionUnit(hidden, num_keypoints, expansion, qk_dim, norm="scale", linear_bias=False,
+                                            pair_bias=False, residual_scale=True)
+        self.coords = nn.ModuleList(nn.Linear(hidden, 1, bias=False) for _ in range(3))
+        self.sigma = nn.ModuleList(nn.Linear(hidden, 1, bias=False) for _ in range(3))
+
+    def forward(self, features: Tensor) -> dict[str, Tensor]:
+        tokens = self.attention(self.embed(self.to_keypoints(features).flatten(2)))
+        coords = torch.cat([layer(tokens) for layer in self.coords], -1)
+        sigma = torch.sigmoid(torch.cat([layer(tokens) for layer in self.sigma], -1)) + 1e-9
+        return {"coords": coords, "sigma": sigma, "keypoint_features": tokens}
+
+
+class EfficientHumanAuthors(nn.Module):
+    """The authors' image -> keypoints network: `MGFENetAuthors` then `AuthorsKeypointHead` (EfficientHuman).
+
+    images (B, 3, 256, 256) -> the head's dict. The rest of their model (twist and shape MLPs, SMPL, the
+    RLE flows) is not included; `hmrlab.models.authors.from_authors("efficienthuman", ...)` loads it.
+    """
+
+    def __init__(self, num_keypoints: int = 96, image_size: tuple[int, int] = (256, 256)) -> None:
+        super().__init__()
+        self.backbone = MGFENetAuthors(image_size)
+        size = tuple(-(-n // 32) for n in image_size)
+        self.head = AuthorsKeypointHead(self.backbone.feature_channels["stride32"], num_keypoints, size)
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        return self.head(self.backbone.forward_features(images, ["stride32"])["stride32"])
 
 
 class SelfAttentionBlock(TransformerBlock):
@@ -449,10 +529,22 @@ def keypoint_hmr_step(
     batch: ``image`` (B, 3, H, W), ``pose`` (B, 72) camera-frame axis-angle and ``betas`` (B, 10), which
     give the targets through `mesh_targets` and `template`. ``model`` may be wrapped in
     DistributedDataParallel (as `hmrlab.training.loop.fit` hands it under torchrun).
+
+    Also logs ``kp_spread`` and ``kp_spread_target`` (`batch_spread`, mm): how much the predicted
+    and the true keypoints vary across the batch. A model collapsing to the mean pose shows a
+    predicted spread far below the target's while its loss may still fall.
     """
     net = getattr(model, "module", model)
     output = model(batch["image"])
     target = mesh_targets(net.body, template, batch["pose"], batch["betas"])
     terms = keypoint_hmr_loss(output, target, net.flow, net.body.parents, box_size=net.box_size, epsilon=epsilon)
     terms["mpjpe"] = 1000 * mpjpe(output["joints"].detach(), target["joints"])
+    terms["kp_spread"] = 1000 * batch_spread(output["keypoints"].detach())
+    terms["kp_spread_target"] = 1000 * batch_spread(target["keypoints"])
     return terms
+
+
+def batch_spread(points: Tensor) -> Tensor:
+    """How much points (B, K, 3) vary across the batch: the root mean square distance of each point
+    from its batch mean, averaged over the K points (the points' units; a scalar, 0 for B = 1)."""
+    return (points - points.mean(0)).pow(2).sum(-1).mean(0).sqrt().mean()
