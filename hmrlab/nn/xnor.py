@@ -11,9 +11,11 @@ so runs *slower* than its full-precision twin. This module converts it for infer
    once to the integer result: ``XnorConv2d.from_layer(layer)(x) == layer(x)`` up to float rounding;
    `xnor_conv2d` / `xnor_linear` give the exact integers of ``F.conv2d`` / ``@`` on ±1 tensors;
 3. `PackedUnit`: one of BiDRN's units (`LCR`, `DScR` Eq. 8, `FUR` Eq. 9, `FDR` Eq. 10, `DSaR`
-   Eqs. 11-12) as one fused kernel call per base residual: each branch binarizes its input once
-   (while packing it), and RPReLU, the shortcut, the branches' concatenation or sum, BatchNorm and,
-   in `PackedBlock`, the ResNet block's own shortcut (BR) happen in the kernel's epilogue;
+   Eqs. 11-12) as fused kernel calls: each branch binarizes its input once (while packing it), and
+   RPReLU, the shortcut, the branches' concatenation or sum, BatchNorm and, in `PackedBlock`, the
+   ResNet block's own shortcut (BR) happen in the kernel's epilogue. A 1x1 unit (FUR, FDR, LCR 1x1)
+   is one call for all its branches (`hmrlab.nn.xnor_kernels.unit_nhwc`: one pass over the output,
+   its inputs packed once per block of positions); the others take one call per base residual;
 4. `pack_binary_network`: a copy of a whole network (a binarized ResNet, BiDRN) with every binary
    block, unit and layer replaced, in eval mode. Activations between packed blocks are channels-last.
 
@@ -403,7 +405,9 @@ class PackedUnit(nn.Module):
     forward pass up to float rounding. One `_Branch` per base residual writes its channels of the
     output (FUR, DSaR: the concatenation), or adds into it (FDR: the sum); the branch that completes
     a channel applies the unit's BatchNorm and, when `forward` gets one, the ``post`` map (the
-    block's shortcut, its channels repeated to C_out). `from_module` packs a unit.
+    block's shortcut, its channels repeated to C_out). `from_module` packs a unit. With the kernels,
+    a unit whose branches are all 1x1 of stride 1 (``fused``) runs them in one `unit_nhwc` call
+    instead, with the same numbers; the pure-torch fallback always goes branch by branch.
     """
 
     def __init__(self, branches: list[_Branch], out_channels: int, tau: int, pool_input: bool, pool_shortcut: bool):
@@ -411,6 +415,28 @@ class PackedUnit(nn.Module):
         self.branches = nn.ModuleList(branches)
         self.out_channels, self.tau = out_channels, tau
         self.pool_input, self.pool_shortcut = pool_input, pool_shortcut
+        # A 1x1, stride-1 unit (LCR 1x1, FUR, FDR) runs as one kernel call for all its branches
+        # (`hmrlab.nn.xnor_kernels.unit_nhwc`): the branches' stacked weights and numbers.
+        self.fused = (not pool_input and not pool_shortcut and all(
+            b.kernel_size == (1, 1) and b.stride == (1, 1) and b.padding == (0, 0) and b.in_channels == b.out_channels
+            and b.shortcut_offset == b.channel_offset for b in branches))
+        if self.fused:
+            first = branches[0]
+            self.concat = not any(b.flags & ACCUMULATE for b in branches)
+            if self.concat:
+                self.fused = all(b.channel_offset == 0 and b.out_offset == k * first.out_channels
+                                 for k, b in enumerate(branches))
+            else:
+                self.fused = all(b.out_offset == 0 and bool(b.flags & ACCUMULATE) == (k > 0)
+                                 and bool(b.flags & BATCHNORM) == (k == len(branches) - 1)
+                                 for k, b in enumerate(branches))
+        if self.fused:
+            stack = lambda name: torch.stack([getattr(b, name) for b in branches]).contiguous()  # noqa: E731
+            self.register_buffer("fused_thresholds", stack("threshold"), persistent=False)
+            self.register_buffer("fused_words", stack("weight_words"), persistent=False)
+            self.register_buffer("fused_params", stack("params"), persistent=False)
+            self.register_buffer("fused_offsets", torch.tensor([b.channel_offset for b in branches], dtype=torch.int64),
+                                 persistent=False)
 
     @classmethod
     def from_module(cls, unit: nn.Module) -> PackedUnit:
@@ -441,6 +467,17 @@ class PackedUnit(nn.Module):
         first = self.branches[0]
         size = _output_size(src.shape[2:], first.kernel_size, first.stride, first.padding, first.dilation)
         out = _empty_out(src, self.out_channels, *size)
+        kernels = _load_kernels() if self.fused else None
+        if kernels is not None:
+            threads = torch.get_num_threads()
+            numba_backend.sync_threads(threads)
+            words = self.fused_words
+            work = out.numel() * (words.shape[1] + 8)
+            kernels.unit_nhwc(_nhwc(src), self.fused_thresholds.numpy(), self.fused_offsets.numpy(), words.numpy(),
+                              self.fused_params.numpy(), self.concat, post is not None,
+                              _NONE if post is None else _nhwc(_channels_last(post)), _nhwc(out),
+                              threads > 1 and work >= kernels.PARALLEL_WORK)
+            return out
         for branch in self.branches:
             branch(src, shortcut, out, post)
         return out

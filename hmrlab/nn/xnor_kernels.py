@@ -24,7 +24,10 @@ out, not a different formula:
    (XNOR-Net's scale and the bias), then optionally RPReLU ``PReLU(v - gamma) + zeta``, a shortcut,
    accumulation into the output (FDR's sum), an eval-mode BatchNorm ``v g + h`` and a post-BN
    residual (the ResNet block's shortcut, channels repeated) — a BiDRN unit in one pass over its
-   output (`hmrlab.nn.xnor` builds those units).
+   output (`hmrlab.nn.xnor` builds those units). `unit_nhwc` runs a whole 1x1 unit (all its
+   branches: FUR's concatenation, FDR's sum) in one call, packing the inputs once per block of
+   positions. Epilogue loops index with unsigned offsets or plain loop variables only: numba's
+   wraparound of a negative signed index (``x[offset + o]``) kept LLVM from vectorizing them.
 
 numba compiles these functions on first use and caches the machine code beside this file
 (``cache=True``); `hmrlab.nn.xnor` loads this module through `hmrlab.nn.numba_backend` (which runs `self_check`)
@@ -41,7 +44,7 @@ from numba.extending import intrinsic
 
 __all__ = [
     "OUT_BLOCK", "POSITION_BLOCK", "PRELU", "SHORTCUT", "ACCUMULATE", "BATCHNORM", "POST",
-    "PARAM_ROWS", "PARALLEL_WORK", "pack_nhwc", "conv_nhwc", "self_check",
+    "PARAM_ROWS", "PARALLEL_WORK", "pack_nhwc", "conv_nhwc", "unit_nhwc", "self_check",
 ]
 
 # numba's OpenMP layer keeps its idle threads spinning, which starves torch's own OpenMP threads and
@@ -164,10 +167,10 @@ def _conv_task(
                         for c in range(cw):
                             cols[q, base + c] = xw[b, iy, ix, c]
                     else:
-                        counts = tap_popcounts[i * kw + j]
+                        counts = tap_popcounts[i * kw + j, o0 : o0 + n]
                         row = acc[q]
                         for o in range(n):
-                            row[o] -= counts[o0 + o]
+                            row[o] -= counts[o]
             valid[q] = taps * channels
     # The popcount GEMM, four positions per pass over a weight row.
     q = 0
@@ -185,9 +188,9 @@ def _conv_task(
             x1 = c1[k]
             x2 = c2[k]
             x3 = c3[k]
-            wrow = weight_words[k]
+            wrow = weight_words[k, o0 : o0 + n]
             for o in range(n):
-                w = wrow[o0 + o]
+                w = wrow[o]
                 a0[o] += np.int32(_popcount(x0 ^ w))
                 a1[o] += np.int32(_popcount(x1 ^ w))
                 a2[o] += np.int32(_popcount(x2 ^ w))
@@ -198,9 +201,9 @@ def _conv_task(
         c0 = cols[q]
         for k in range(k_words):
             x0 = c0[k]
-            wrow = weight_words[k]
+            wrow = weight_words[k, o0 : o0 + n]
             for o in range(n):
-                a0[o] += np.int32(_popcount(x0 ^ wrow[o0 + o]))
+                a0[o] += np.int32(_popcount(x0 ^ wrow[o]))
         q += 1
     # Epilogue: dot = n_valid - 2 (disagreements), then the float steps, each a vectorized loop.
     alpha, beta = params[0, o0 : o0 + n], params[1, o0 : o0 + n]
@@ -234,8 +237,9 @@ def _conv_task(
             pr = post[b, oy, ox]
             first = (out_offset + o0) % post_channels
             if first + n <= post_channels:
+                pw = pr[first : first + n]  # a slice: the loop below vectorizes (no index arithmetic)
                 for o in range(n):
-                    v[o] = v[o] + pr[first + o]
+                    v[o] = v[o] + pw[o]
             else:
                 for o in range(n):
                     v[o] = v[o] + pr[(first + o) % post_channels]
@@ -287,6 +291,143 @@ def conv_nhwc(
         xw, weight_words, tap_popcounts, channels, kh, kw, sy, sx, py, px, dy, dx,
         params, flags, shortcut, shortcut_offset, post, out, out_offset,
     )
+
+
+@njit(cache=True)
+def _unit_task(task, x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out):  # pragma: no cover
+    """Task ``task`` of `unit_nhwc`: one block of positions, every branch and output channel."""
+    height, width = x.shape[1], x.shape[2]
+    groups, channels = thresholds.shape
+    cw, out_channels = weight_words.shape[1], weight_words.shape[2]
+    post_channels = post.shape[3]
+    planes = height * width
+    n_pblocks = (planes + POSITION_BLOCK - 1) // POSITION_BLOCK
+    b = task // n_pblocks
+    p_start = (task % n_pblocks) * POSITION_BLOCK
+    npos = min(POSITION_BLOCK, planes - p_start)
+    # 1. Pack every branch's input signs once: row q holds branch g's words at g cw ... g cw + cw - 1.
+    cols = np.empty((npos, groups * cw), np.int64)
+    bits = np.zeros(64 * cw, np.uint8)
+    lanes = bits.view(np.uint64)
+    for q in range(npos):
+        p = p_start + q
+        row = x[b, p // width, p % width]
+        for g in range(groups):
+            src = row[in_offsets[g] : in_offsets[g] + channels]
+            thr = thresholds[g]
+            for c in range(channels):
+                bits[c] = 1 if src[c] - thr[c] >= 0 else 0
+            for k in range(cw):
+                word = np.uint64(0)
+                for i in range(8):
+                    word |= ((lanes[8 * k + i] * _GATHER_BITS) >> np.uint64(56)) << np.uint64(8 * i)
+                cols[q, g * cw + k] = np.int64(word)
+    acc = np.empty((npos, OUT_BLOCK), np.int32)
+    total = np.empty((npos, OUT_BLOCK), np.float32)
+    nv = np.int32(channels)
+    for o0 in range(0, out_channels, OUT_BLOCK):
+        n = min(OUT_BLOCK, out_channels - o0)
+        for g in range(groups):
+            # 2. Branch g's popcount GEMM (1x1: its packed pixels are the columns), four positions a pass.
+            acc[:, :] = 0
+            wg = weight_words[g]
+            base = g * cw
+            q = 0
+            while q + 4 <= npos:
+                a0 = acc[q]
+                a1 = acc[q + 1]
+                a2 = acc[q + 2]
+                a3 = acc[q + 3]
+                for k in range(cw):
+                    x0 = cols[q, base + k]
+                    x1 = cols[q + 1, base + k]
+                    x2 = cols[q + 2, base + k]
+                    x3 = cols[q + 3, base + k]
+                    wrow = wg[k, o0 : o0 + n]
+                    for o in range(n):
+                        w = wrow[o]
+                        a0[o] += np.int32(_popcount(x0 ^ w))
+                        a1[o] += np.int32(_popcount(x1 ^ w))
+                        a2[o] += np.int32(_popcount(x2 ^ w))
+                        a3[o] += np.int32(_popcount(x3 ^ w))
+                q += 4
+            while q < npos:
+                a0 = acc[q]
+                for k in range(cw):
+                    x0 = cols[q, base + k]
+                    wrow = wg[k, o0 : o0 + n]
+                    for o in range(n):
+                        a0[o] += np.int32(_popcount(x0 ^ wrow[o]))
+                q += 1
+            # 3. The branch's epilogue: alpha, beta, RPReLU, its shortcut (its own input channels), for
+            # FDR the running sum, then BatchNorm and post, in one loop a position over unsigned
+            # indices: numba wraps a negative signed index around, and for ``offset + o`` that check
+            # made the loop scalar gathers (10x slower); unsigned, it vectorizes.
+            gu, o0u, nu = np.uint64(g), np.uint64(o0), np.uint64(n)
+            first_out = np.uint64(g * out_channels + o0 if concat else o0)
+            first_in = np.uint64(in_offsets[g] + o0)
+            first_post = np.uint64((g * out_channels + o0 if concat else o0) % post_channels)
+            wrap = (g * out_channels + o0 if concat else o0) % post_channels + n > post_channels
+            running = not concat and g < groups - 1
+            summed = not concat and g > 0
+            for q in range(npos):
+                p = p_start + q
+                oy = p // width
+                ox = p % width
+                for o in range(nu):
+                    i = o0u + o
+                    val = np.float32(nv - 2 * acc[q, o]) * params[gu, 0, i] + params[gu, 1, i]
+                    u = val - params[gu, 2, i]
+                    val = (u if u > 0 else u * params[gu, 3, i]) + params[gu, 4, i] + x[b, oy, ox, first_in + o]
+                    if summed:
+                        val = total[q, o] + val
+                    total[q, o] = val
+                if running:
+                    continue
+                if use_post and not wrap:
+                    for o in range(nu):
+                        i = o0u + o
+                        out[b, oy, ox, first_out + o] = (total[q, o] * params[gu, 5, i] + params[gu, 6, i]
+                                                         + post[b, oy, ox, first_post + o])
+                else:
+                    for o in range(nu):
+                        i = o0u + o
+                        out[b, oy, ox, first_out + o] = total[q, o] * params[gu, 5, i] + params[gu, 6, i]
+                    if use_post:
+                        for o in range(n):
+                            c = (first_post + np.uint64(o)) % np.uint64(post_channels)
+                            out[b, oy, ox, first_out + np.uint64(o)] += post[b, oy, ox, c]
+
+
+@njit(parallel=True, cache=True)
+def _unit_parallel(x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out):  # pragma: no cover
+    planes = x.shape[1] * x.shape[2]
+    for task in prange(x.shape[0] * (-(-planes // POSITION_BLOCK))):
+        _unit_task(task, x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out)
+
+
+@njit(cache=True)
+def _unit_serial(x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out):  # pragma: no cover
+    planes = x.shape[1] * x.shape[2]
+    for task in range(x.shape[0] * (-(-planes // POSITION_BLOCK))):
+        _unit_task(task, x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out)
+
+
+def unit_nhwc(x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out, parallel=True) -> None:
+    """A whole 1x1, stride-1 BiDRN unit (LCR, FUR, FDR) in one call: each block of positions packs
+    the signs of all its G branches' inputs once, then runs every branch's popcount GEMM and epilogue.
+
+    x (B, H, W, Cx) float32; branch g reads channels ``in_offsets[g] + c`` (c < C) of x, both as its
+    input (sign of ``x - thresholds[g, c]``, thresholds (G, C) float32) and as its shortcut (channel
+    ``in_offsets[g] + o``, so O = C); weight_words (G, ceil(C / 64), O) int64 (`pack_filters` of
+    each branch's 1x1 filters); params (G, 7, O) float32 (`PARAM_ROWS`, RPReLU always applied).
+    ``concat`` True (FUR, LCR): branch g writes ``BN_g(...)`` (+ post) to channels ``g O + o`` of
+    out; False (FDR): the branches' outputs are summed in order, then the last branch's BatchNorm
+    (+ post) writes channels o. post (B, H, W, Cp), read at ``(out channel) % Cp`` when `use_post`.
+    The same float operations in the same order as `conv_nhwc` branch by branch: the same numbers.
+    """
+    (_unit_parallel if parallel else _unit_serial)(
+        x, thresholds, in_offsets, weight_words, params, concat, use_post, post, out)
 
 
 def self_check() -> None:

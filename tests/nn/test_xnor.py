@@ -94,6 +94,7 @@ UNITS = {
     "LCR": lambda: LCR(16), "DScR": lambda: DScR(16, 1), "FUR": lambda: FUR(16, 1), "FUR tau 2": lambda: FUR(8, 2, 1),
     "FDR": lambda: FDR(128, 1), "FDR odd": lambda: FDR(20, 1), "DSaR": lambda: DSaR(16, 1),
     "LCR 70, LeakyReLU": lambda: LCR(70, redistribution="leakyrelu"),
+    "LCR 1x1": lambda: LCR(16, kernel_size=1), "FDR tau 2": lambda: FDR(32, 2), "FUR 70": lambda: FUR(70, 1),
 }
 
 
@@ -112,6 +113,33 @@ def test_packed_units_equal_bidrn_units(backend, name):
         torch.testing.assert_close(packed(x, post=post), expected + post.repeat(1, 2, 1, 1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["LCR 1x1", "FUR tau 2", "FDR", "FDR odd", "FDR tau 2", "FUR 70"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_1x1_units_equal_their_branches_one_by_one(name, threads):
+    """A 1x1 unit runs as one `unit_nhwc` call for all its branches; it gives the numbers of the
+    branch-by-branch kernel calls (serial, and in parallel tasks on a map large enough for them)."""
+    if not xnor.kernels_available():
+        pytest.skip("numba kernels unavailable on this machine")
+    torch.manual_seed(2)
+    unit = randomize(UNITS[name](), seed=3)
+    packed = xnor.PackedUnit.from_module(unit)
+    assert packed.fused
+    x = torch.randn(2, unit.channels, 40, 36)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            fused = packed(x)
+            post = torch.randn(2, max(fused.shape[1] // 2, 1), *fused.shape[2:])
+            fused_post = packed(x, post=post)
+            packed.fused = False
+            one_by_one, one_by_one_post = packed(x), packed(x, post=post)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(fused, one_by_one, rtol=0, atol=0)
+    torch.testing.assert_close(fused_post, one_by_one_post, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("build", [lambda: binary_resnet18(width=16), lambda: binary_resnet50(width=16),
                                    lambda: binary_resnet18(width=16, style="bireal")], ids=["r18", "r50", "bireal"])
 def test_packed_networks_equal_float_emulation(backend, build):
@@ -128,6 +156,7 @@ def test_packed_networks_equal_float_emulation(backend, build):
 
 
 def test_fallback_warns_once_and_gives_the_same_numbers(monkeypatch):
+    monkeypatch.delenv("HMRLAB_NUMBA", raising=False)  # this test is about numba failing, not being turned off
     numba_backend.reset()
     real_import = numba_backend.importlib.import_module
 
