@@ -67,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from pywt import dwt_max_level
 from torch import Tensor, nn
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from hmrlab.nn import numba_backend
 
@@ -289,8 +290,9 @@ def check_axes(axes: Sequence[int], tensor_ndim: int, ndim: int) -> tuple[int, .
 
 def _kernels(*tensors: Tensor):
     """The compiled wavelet kernels if these tensors may use them (CPU, float32/64, no gradient
-    wanted), else None; `hmrlab.nn.numba_backend` decides whether they load at all."""
-    if any(t.device.type != "cpu" for t in tensors):
+    wanted, no dispatch mode such as `hmrlab.complexity.measure`'s FLOP counter watching: it must see
+    the torch operations), else None; `hmrlab.nn.numba_backend` decides whether they load at all."""
+    if any(t.device.type != "cpu" for t in tensors) or is_in_torch_dispatch_mode():
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None

@@ -290,3 +290,12 @@ def test_kernel_path_float32_on_a_feature_map():
         for band, pywt_band in zip((cA, *details), (theirs[0], *theirs[1])):
             assert_same(band, pywt_band, tol=1e-5)
         assert_same(wavelets.idwt2((cA, details), wavelet), pywt.idwt2(theirs, wavelet), tol=1e-5)
+
+
+def test_the_flop_counter_sees_the_transform_even_where_the_kernels_would_run():
+    # complexity.measure runs without gradients on the CPU, where the numba kernels would otherwise be used.
+    from hmrlab import complexity
+
+    with torch.no_grad():
+        cost = complexity.measure(wavelets.DWT2d("haar"), torch.zeros(1, 4, 8, 8))
+    assert cost.macs > 0
