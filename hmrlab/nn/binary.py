@@ -621,7 +621,7 @@ def binary_unit(
     """The unit replacing one ResNet convolution ``in_channels -> out_channels`` of that stride.
 
     ``style`` ``"bnn"`` gives `BNNConv`, ``"bireal"`` `BiRealConv`, ``"bidrn"`` the BiDRN module the
-    shapes call for, which is the rule behind the seed's mapping table (Table 1): equal shapes `LCR`;
+    shapes call for, which is the rule behind the BiDRN appendix's mapping table (Table 1): equal shapes `LCR`;
     stride s = 2tau with equal channels `DScR`; stride 2tau with channels times 2tau `DSaR`; channels
     times 2tau `FUR`; channels divided by 2tau `FDR`. ``surrogate`` None takes each paper's own (STE
     for BNN, ApproxSign otherwise).
