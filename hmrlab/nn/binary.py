@@ -467,7 +467,7 @@ class BNNConv(nn.Module):
 class BiRealConv(BNNConv):
     """Bi-Real Net's unit: ``BN(BinaryConv(x)) + x`` (Liu et al. 2018, Fig. 1; seed Fig. 2).
 
-    The real-valued shortcut needs equal input and output shapes; where they differ the seed's Fig. 3
+    The real-valued shortcut needs equal input and output shapes; where they differ the BiDRN appendix's Fig. 3
     drops it (Bi-Real "cannot be applied"), so this unit is then a `BNNConv`. ApproxSign by default.
     """
 
