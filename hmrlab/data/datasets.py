@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hmrlab.body.skeletons import H36M_17
+from hmrlab.data.augment import Augmentation, augment_crop
 from hmrlab.data.cameras import Y_UP_TO_Z_UP, Camera
 from hmrlab.data.coco import CocoKeypoints
 from hmrlab.data.crops import apply_affine, person_crop
@@ -30,7 +31,7 @@ from hmrlab.data.pw3d import PW3DActor, PW3DSequence
 from hmrlab.data.safe_files import read_image
 from hmrlab.data.smpl_targets import h36m_joints, posed_smpl, smpl_arrays
 from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle, mirror_poses
-from hmrlab.validation import format_shape
+from hmrlab.validation import check_flip_permutation, format_shape
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -128,10 +129,8 @@ class LiftingWindows(Dataset):
         joints = self.sequences[0][0].shape[1]
         if any(s[0].shape[1] != joints for s in self.sequences):
             raise ValueError("every pair must have the same number of joints J")
-        permutation = H36M_17.flip_permutation if flip_permutation is None else np.asarray(flip_permutation)
-        if sorted(permutation.tolist()) != list(range(joints)):
-            raise ValueError(f"flip_permutation must be a permutation of range({joints}); got {list(permutation)}")
-        self.flip_permutation = torch.as_tensor(permutation)
+        permutation = H36M_17.flip_permutation if flip_permutation is None else flip_permutation
+        self.flip_permutation = torch.as_tensor(check_flip_permutation(permutation, joints))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -301,6 +300,11 @@ class MeshSamples(PW3DCrops):
     ``joints_2d`` (24, 2) their projections in crop pixels; ``camera`` (3, 3) the intrinsics of the
     crop, ``A K`` with the crop's affine A (so ``camera @ joints_3d`` projects to ``joints_2d``);
     ``affine`` (2, 3) from image pixels to crop pixels.
+
+    ``augment``: an `hmrlab.data.augment.Augmentation` to perturb every item (crop jitter, rotation,
+    flip, colour, occlusion; targets kept exact, `hmrlab.data.augment.augment_crop`), drawn from a
+    numpy generator seeded by torch's global one (which the training loop and DataLoader workers
+    seed); None (the default): the plain crop.
     """
 
     def __init__(
@@ -310,8 +314,10 @@ class MeshSamples(PW3DCrops):
         *,
         crop_size: tuple[int, int] = (224, 224),
         scale: float = 1.25,
+        augment: Augmentation | None = None,
     ):
         super().__init__(sequences, image_root, crop_size, scale)
+        self.augment = augment
         self.index = [
             (a, int(frame))
             for a, (_, actor, _) in enumerate(self.actors)
@@ -324,8 +330,74 @@ class MeshSamples(PW3DCrops):
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         a, frame = self.index[item]
         name, actor, targets = self.actors[a]
-        image, affine = self._crop(name, frame, targets["box"][frame])
-        return {"image": image, **self._targets(actor, targets, frame, affine, name)}
+        if self.augment is None:
+            image, affine = self._crop(name, frame, targets["box"][frame])
+            return {"image": image, **self._targets(actor, targets, frame, affine, name)}
+        rgb = read_image(self.image_root / name / f"image_{frame:05d}.jpg", f"3DPW frame {frame} of {name}")
+        x0, y0, x1, y1 = targets["box"][frame]
+        corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+        out = augment_crop(rgb, self.intrinsics[name], targets["joints_3d"][frame], targets["pose"][frame], corners,
+                           self.crop_size, self.scale, _item_rng(), self.augment)
+        return _augmented_item(out, actor.betas)
+
+
+def _item_rng() -> np.random.Generator:
+    """A numpy generator for one item's augmentation, seeded from torch's global generator."""
+    return np.random.default_rng(int(torch.randint(2**62, ())))
+
+
+def _augmented_item(out: dict[str, np.ndarray], betas: np.ndarray) -> dict[str, torch.Tensor]:
+    """`augment_crop`'s result as a `MeshSamples` item (float32 tensors, image (3, H, W) in [0, 1]).
+    A flipped item's joints are the body model's at the mirrored pose, placed at the mirrored pelvis,
+    so that ``joints_3d`` stays the body model's own joints of ``pose`` and ``betas``."""
+    item = {"image": torch.from_numpy(out["image"]).permute(2, 0, 1).float() / 255.0}
+    for key in ("pose", "joints_3d", "joints_2d", "camera", "affine"):
+        item[key] = torch.as_tensor(out[key], dtype=torch.float32)
+    item["betas"] = torch.as_tensor(betas, dtype=torch.float32)
+    if out["flipped"]:
+        _, joints = posed_smpl(item["pose"][None], item["betas"][None])
+        item["joints_3d"] = joints[0] - joints[0, :1] + item["joints_3d"][:1]
+        projected = item["joints_3d"] @ item["camera"].T
+        item["joints_2d"] = projected[:, :2] / projected[:, 2:]
+    return {key: item[key] for key in ("image", "pose", "betas", "joints_3d", "joints_2d", "camera", "affine")}
+
+
+class SynthCrops(Dataset):
+    """SynthCrops samples (`hmrlab.data.synth_crops`: one body, pose, camera and look per sample), as
+    `MeshSamples` items: the same keys, shapes and units, ``affine`` from canvas to crop pixels.
+
+    `folder`: a complete set (`hmrlab.data.synth_crops.generate_crops`), read into memory once
+    (uint8 canvases: 43 KB a sample at 96x96 with the default pad). The crop is cut from the canvas
+    about the box of the 24 joints and 18 keypoints enlarged by the set's scale, as `MeshSamples`
+    cuts a 3DPW frame; without ``augment`` that is the canvas' centre, copied without resampling.
+    ``augment``: as `MeshSamples`' (an `hmrlab.data.augment.Augmentation`, or None). ``crop_size``
+    defaults to the set's, ``scale`` to the set's (1.25); another size resamples, a larger scale
+    reaches into the canvas' margin (beyond it the crop is black).
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, augment: Augmentation | None = None,
+                 crop_size: tuple[int, int] | None = None, scale: float | None = None):
+        from hmrlab.data.synth_crops import load_crops
+
+        self.config, self.arrays = load_crops(folder)
+        self.crop_size = tuple(self.config["crop_size"]) if crop_size is None else tuple(crop_size)
+        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
+            raise ValueError(f"crop_size must be (height, width) >= 1; got {crop_size}")
+        self.scale = float(self.config["scale"]) if scale is None else float(scale)
+        if self.scale <= 0:
+            raise ValueError(f"scale must be > 0; got {scale}")
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.arrays["images"])
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        a = self.arrays
+        points = np.concatenate([a["joints_2d"][item], a["keypoints_2d"][item]]).astype(np.float64)
+        out = augment_crop(a["images"][item], a["camera"][item].astype(np.float64),
+                           a["joints_3d"][item].astype(np.float64), a["pose"][item], points, self.crop_size,
+                           self.scale, _item_rng() if self.augment is not None else None, self.augment)
+        return _augmented_item(out, a["betas"][item])
 
 
 class VideoClips(PW3DCrops):
@@ -505,3 +577,17 @@ class CocoCrops(Dataset):
             "keypoints": torch.as_tensor(points, dtype=torch.float32),
             "visible": torch.as_tensor(visible, dtype=torch.float32),
         }
+
+
+class WithConstants(Dataset):
+    """A dataset whose every item also carries the same named tensors (``constants``), e.g. a
+    task's floor (the mean training body's joints) for its loss to log beside the model's error."""
+
+    def __init__(self, dataset: Dataset, **constants: Tensor):
+        self.dataset, self.constants = dataset, constants
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        return {**self.dataset[item], **self.constants}

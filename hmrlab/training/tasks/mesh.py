@@ -8,6 +8,19 @@ model (`keypoint_hmr.mesh_targets`). The loss also logs
 ``mpjpe`` (mm, the mesh's 24 body-model joints against the target body's, both pelvis-relative), so
 validation on the test sequences' frames gives ``val_mpjpe``, the metric that picks the best epoch.
 `evaluate` and `benchmark` score every test frame with 3DPW's protocol (`pw3d_split.score_frames`).
+
+Two sources of training data (``data.format``): ``"3dpw"``, the train sequences of the 3DPW-format
+``data.dir`` (validated on its test sequences); ``"crops"``, SynthCrops (`hmrlab.data.synth_crops`:
+every sample its own body, pose, camera and look), ``data.train_count`` samples under
+``data.crops_dir/train`` and ``data.val_count`` under ``data.crops_dir/val`` (rendered when missing,
+resumed when interrupted, cached). Training crops are augmented (`hmrlab.data.augment`) unless
+``data.augment`` is false; validation crops never are.
+
+**Floor.** `floor` scores the constant prediction, the mean training body (`hmrlab.data.mean_body`:
+per-joint chordal mean of the camera-frame rotations, mean betas), with the same table as
+`benchmark` (on a folder's test split) or on the validation set; every batch also logs
+``floor_mpjpe`` beside ``mpjpe`` (the constant's joints against the batch's), so ``train_`` and
+``val_floor_mpjpe`` stand next to the model's in the history.
 """
 
 from __future__ import annotations
@@ -18,14 +31,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from hmrlab import paths
+from hmrlab import metrics, paths
 from hmrlab.data import smpl_targets
-from hmrlab.data.datasets import MeshSamples
+from hmrlab.data.augment import Augmentation
+from hmrlab.data.datasets import MeshSamples, SynthCrops, WithConstants
+from hmrlab.data.mean_body import mean_axis_angle
+from hmrlab.data.synth_crops import DEFAULT_SEED, generate_crops
 from hmrlab.evaluation import pw3d_split
 from hmrlab.models.keypoint_hmr import (
     EPSILON,
@@ -37,16 +54,23 @@ from hmrlab.models.keypoint_hmr import (
 from hmrlab.nn.keypoints import KeypointTemplate, keypoint_template
 from hmrlab.training.config import (
     RunConfig,
+    boolean,
+    choice,
     data_settings,
+    integer,
     path,
     pixel_pair,
     positive_float,
+    positive_int,
     setting,
 )
 from hmrlab.training.loop import History, fit
 from hmrlab.training.task import Task
 
 TEMPLATE = "paper91"  # SMPL's 24 joints + 67 surface markers (Sec. III-B); KeypointHMR's default K = 91
+FORMATS = ("3dpw", "crops")
+VAL_SEED_OFFSET = 1_000_003
+"""SynthCrops validation samples use ``seed + VAL_SEED_OFFSET`` (as the wholebody task's)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,21 @@ class MeshData:
         "[height, width] of the person crops in pixels (the model's image_size follows it)"))
     scale: float = setting(1.25, positive_float, (
         "how much the box around the person's keypoints is enlarged before cropping"))
+    format: str = setting("3dpw", choice(FORMATS), (
+        "'3dpw': train on dir's train sequences, validate on its test sequences; 'crops': train and "
+        "validate on SynthCrops sets under crops_dir (evaluate still scores dir's test split)"))
+    crops_dir: Path = setting(Path("build/synth/crops"), path, (
+        "where the SynthCrops train/ and val/ sets live (relative to the working directory); made by "
+        "hmrlab.data.synth_crops.generate_crops when missing (about 25 samples/s a core at 96x96)"))
+    train_count: int = setting(20000, positive_int, "SynthCrops training samples (format 'crops')")
+    val_count: int = setting(1000, positive_int, "SynthCrops validation samples (format 'crops')")
+    seed: int = setting(DEFAULT_SEED, integer, (
+        "the SynthCrops training set's seed; validation uses seed + VAL_SEED_OFFSET (keep both off the "
+        "benchmark set's seed 0)"))
+    render_workers: int = setting(2, positive_int, "processes rendering SynthCrops shards")
+    augment: bool = setting(True, boolean, (
+        "augment the training crops (hmrlab.data.augment.Augmentation(): jitter, rotation, flip, colour, "
+        "occlusion); validation and benchmark crops are never augmented"))
 
 
 def settings(config: RunConfig) -> MeshData:
@@ -68,27 +107,76 @@ def settings(config: RunConfig) -> MeshData:
     return data_settings(MeshData, config, "mesh")
 
 
-def _samples(config: RunConfig, folder: Path, split: str) -> tuple[MeshSamples, list[str]]:
+def _samples(config: RunConfig, folder: Path, split: str, augment: bool = False) -> tuple[MeshSamples, list[str]]:
     """The crops of ``folder``'s ``split`` at the configured size, and each item's "<sequence>/<actor>"."""
     options = settings(config)
     sequences = pw3d_split.load_split(folder, split)
-    samples = MeshSamples(sequences, folder / "imageFiles", crop_size=options.crop_size, scale=options.scale)
+    samples = MeshSamples(sequences, folder / "imageFiles", crop_size=options.crop_size, scale=options.scale,
+                          augment=Augmentation() if augment else None)
     # MeshSamples numbers the actors sequence by sequence, in the order of `sequences`.
     actor_keys = [f"{name}/{a}" for name, sequence in sequences.items() for a in range(len(sequence.actors))]
     return samples, [actor_keys[a] for a, _ in samples.index]
 
 
-def build_datasets(config: RunConfig) -> tuple[MeshSamples, MeshSamples]:
-    """Crops of the configured folder's train and test sequences (`MeshSamples`)."""
-    folder = settings(config).dir
-    return _samples(config, folder, "train")[0], _samples(config, folder, "test")[0]
+def _crops(config: RunConfig, split: str, augment: bool = False) -> SynthCrops:
+    """The configured SynthCrops ``"train"`` or ``"val"`` set, rendered first if missing or unfinished."""
+    options = settings(config)
+    seed = options.seed + (VAL_SEED_OFFSET if split == "val" else 0)
+    count = options.train_count if split == "train" else options.val_count
+    folder = generate_crops(options.crops_dir / split, count=count, crop_size=options.crop_size, seed=seed,
+                            workers=options.render_workers, progress=config.progress)
+    return SynthCrops(folder, scale=options.scale, augment=Augmentation() if augment else None)
+
+
+def _raw_datasets(config: RunConfig) -> tuple[MeshSamples | SynthCrops, MeshSamples | SynthCrops]:
+    options = settings(config)
+    if options.format == "crops":
+        return _crops(config, "train", options.augment), _crops(config, "val")
+    return _samples(config, options.dir, "train", options.augment)[0], _samples(config, options.dir, "test")[0]
+
+
+def training_parameters(samples: MeshSamples | SynthCrops) -> tuple[Tensor, Tensor]:
+    """The camera-frame SMPL poses (N, 72) and betas (N, 10) of every item of a dataset, read without
+    its images (and without augmentation): what the mean training body is taken over."""
+    if isinstance(samples, SynthCrops):
+        return torch.as_tensor(samples.arrays["pose"]), torch.as_tensor(samples.arrays["betas"])
+    poses = [samples.actors[a][2]["pose"][frame] for a, frame in samples.index]
+    betas = [samples.actors[a][1].betas for a, _ in samples.index]
+    return torch.as_tensor(np.stack(poses), dtype=torch.float32), torch.as_tensor(np.stack(betas), dtype=torch.float32)
+
+
+def mean_body(samples: MeshSamples | SynthCrops) -> tuple[Tensor, Tensor]:
+    """The constant prediction: pose (72,) (per-joint chordal mean of the camera-frame rotations,
+    `hmrlab.data.mean_body.mean_axis_angle`) and betas (10,) (their mean) of `training_parameters`."""
+    poses, betas = training_parameters(samples)
+    return mean_axis_angle(poses.reshape(-1, 24, 3)).reshape(72), betas.mean(0)
+
+
+def _constant_joints(pose: Tensor, betas: Tensor) -> Tensor:
+    """The 24 body-model joints (24, 3), pelvis-relative, metres, of one SMPL body."""
+    _, joints = smpl_targets.posed_smpl(pose[None], betas[None])
+    return (joints - joints[:, :1])[0]
+
+
+def build_datasets(config: RunConfig) -> tuple[WithConstants, WithConstants]:
+    """Training and validation crops (module docstring), each item also carrying ``floor_joints``
+    (24, 3): the mean training body's joints, pelvis-relative, for the ``floor_mpjpe`` the loss logs."""
+    train, val = _raw_datasets(config)
+    floor_joints = _constant_joints(*mean_body(train))
+    return WithConstants(train, floor_joints=floor_joints), WithConstants(val, floor_joints=floor_joints)
 
 
 def loss(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """Eq. 9 and its terms on a batch of crops, plus ``mpjpe`` (mm, the mesh's 24 body-model joints,
     pelvis-relative): `keypoint_hmr_step` with the paper's 91-keypoint template of the body model.
-    Logged by the loss rather than a separate metric, so validation runs the network once a batch."""
-    return keypoint_hmr_step(model, batch, keypoint_template(TEMPLATE))
+    Logged by the loss rather than a separate metric, so validation runs the network once a batch.
+    With ``floor_joints`` in the batch (`build_datasets`), also ``floor_mpjpe``: the same error of
+    the mean training body."""
+    terms = keypoint_hmr_step(model, batch, keypoint_template(TEMPLATE))
+    if "floor_joints" in batch:
+        truth = batch["joints_3d"] - batch["joints_3d"][:, :1]
+        terms["floor_mpjpe"] = 1000 * metrics.mpjpe(batch["floor_joints"].to(truth), truth)
+    return terms
 
 
 def _predict(model: nn.Module, batches: Iterable[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -114,6 +202,51 @@ def benchmark(model: nn.Module, config: RunConfig, folder: Path) -> pd.DataFrame
 def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     """`benchmark` on the configured folder's test sequences."""
     return benchmark(model, config, settings(config).dir)
+
+
+def _split_targets(samples: MeshSamples | SynthCrops) -> Tensor:
+    """Target meshes (N, V, 3) of every item, pelvis-relative, from its parameters (no images read)."""
+    poses, betas = training_parameters(samples)
+    vertices, joints = smpl_targets.posed_smpl(poses, betas)
+    return vertices - joints[:, :1]
+
+
+def mean_mesh(samples: MeshSamples | SynthCrops, chunk: int = 512) -> Tensor:
+    """The mean (V, 3) of every item's target mesh, pelvis-relative (`training_parameters`): the
+    constant with the least squared vertex error, though no body (notebook 10's floor)."""
+    poses, betas = training_parameters(samples)
+    total = torch.zeros(smpl_targets.smpl_body().v_template.shape, dtype=torch.float64)
+    for start in range(0, len(poses), chunk):
+        vertices, joints = smpl_targets.posed_smpl(poses[start : start + chunk], betas[start : start + chunk])
+        total += (vertices - joints[:, :1]).double().sum(0)
+    return (total / len(poses)).float()
+
+
+def floor(config: RunConfig, folder: str | os.PathLike | None = None, constant: str = "body") -> pd.DataFrame:
+    """The constant prediction's table (mm): `benchmark`'s on the test split of a 3DPW-format
+    ``folder`` (e.g. the common split), or with ``folder=None`` on the validation set (format
+    '3dpw': ``data.dir``'s test split, `evaluate`'s table; 'crops': the SynthCrops validation set,
+    its samples in one row "validation" whose ``Accel`` means nothing, the samples being unrelated).
+
+    ``constant``: ``"body"``, the mean training body (`mean_body`), a mesh any model could output;
+    ``"mesh"``, the mean of the training meshes (`mean_mesh`), lower MPJPE and MPVPE (it hedges
+    between facing directions by shrinking toward the middle) but a far higher PA-MPJPE. A model
+    should beat both on every column."""
+    if constant not in ("body", "mesh"):
+        raise ValueError(f"constant must be 'body' or 'mesh'; got {constant!r}")
+    train, val = _raw_datasets(config)
+    if constant == "mesh":
+        constant = mean_mesh(train)[None]
+    else:
+        pose, betas = mean_body(train)
+        constant, constant_joints = smpl_targets.posed_smpl(pose[None], betas[None])
+        constant = constant - constant_joints[:, :1]
+    if folder is None and settings(config).format == "crops":
+        keys, samples = ["validation"] * len(val), val
+    else:
+        samples, keys = _samples(config, Path(folder) if folder is not None else settings(config).dir, "test")
+    targets = _split_targets(samples)
+    return pw3d_split.score_frames(keys, constant.expand_as(targets), targets)
 
 
 def example_inputs(config: RunConfig) -> tuple[Tensor]:
@@ -196,4 +329,5 @@ TASK = Task(
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,
+    floor=floor,
 )

@@ -14,6 +14,11 @@ the middle frame's joints regressed from the mesh against the target's, both pel
 (`hmrlab.data.datasets.CentredClips`, the ends padded by repeating the first/last frame, as
 VideoPose3D and `hmrlab.models.mixste.lift_sequence` pad) and scores the meshes with 3DPW's protocol
 (`hmrlab.evaluation.pw3d_split.score_frames`).
+
+**Floor.** `floor` scores the constant prediction, the mean training body (`hmrlab.data.mean_body`:
+the chordal mean of every training frame's camera-frame rotations, per joint, and the mean betas),
+with `benchmark`'s table; validation also logs ``val_floor_mpjpe`` (the constant's middle-frame
+MPJPE, as ``val_mpjpe``) beside the model's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from hmrlab import metrics, paths
-from hmrlab.data.datasets import CentredClips, ClipSamples, VideoClips
+from hmrlab.data import smpl_targets
+from hmrlab.data.datasets import CentredClips, ClipSamples, VideoClips, WithConstants
+from hmrlab.data.mean_body import mean_axis_angle
 from hmrlab.evaluation import pw3d_split
 from hmrlab.models.lifd_hmr import lifd_hmr
 from hmrlab.training.config import (
@@ -88,10 +95,30 @@ def _clips(
     return VideoClips(sequences, folder / "imageFiles", stride=stride, **sizes)
 
 
-def build_datasets(config: RunConfig) -> tuple[ClipSamples, ClipSamples]:
+def mean_body(clips: VideoClips | CentredClips) -> tuple[Tensor, Tensor]:
+    """The constant prediction: pose (72,) (per-joint chordal mean of the camera-frame rotations of
+    every frame of every actor of ``clips``' sequences) and betas (10,) (their mean over those frames)."""
+    poses = np.concatenate([targets["pose"] for _, _, targets in clips.actors])
+    betas = np.concatenate([np.tile(actor.betas, (len(targets["pose"]), 1)) for _, actor, targets in clips.actors])
+    pose = mean_axis_angle(torch.as_tensor(poses, dtype=torch.float32).reshape(-1, 24, 3)).reshape(72)
+    return pose, torch.as_tensor(betas, dtype=torch.float32).mean(0)
+
+
+def _constant_mesh(pose: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
+    """Vertices (V, 3) and Human3.6M joints (17, 3) of one SMPL body, relative to its pelvis (joint 0)."""
+    vertices = smpl_targets.smpl_meshes(pose[None], betas[None])
+    joints = smpl_targets.h36m_joints(vertices)
+    return (vertices - joints[:, :1])[0], (joints - joints[:, :1])[0]
+
+
+def build_datasets(config: RunConfig) -> tuple[WithConstants, WithConstants]:
     """Training clips of the ``train`` sequences (every ``stride`` frames) and non-overlapping
-    validation clips of the ``test`` sequences, as `ClipSamples`."""
-    return ClipSamples(_clips(config, "train"), settings(config).noise), ClipSamples(_clips(config, "test"))
+    validation clips of the ``test`` sequences, as `ClipSamples`; every item also carries
+    ``floor_joints`` (17, 3), the mean training body's (`mean_body`), for ``floor_mpjpe``."""
+    train = _clips(config, "train")
+    _, floor_joints = _constant_mesh(*mean_body(train))
+    return (WithConstants(ClipSamples(train, settings(config).noise), floor_joints=floor_joints),
+            WithConstants(ClipSamples(_clips(config, "test")), floor_joints=floor_joints))
 
 
 def _relative(points: Tensor, joints: Tensor) -> Tensor:
@@ -125,6 +152,13 @@ def clip_mpjpe(model: nn.Module, batch: dict[str, Tensor]) -> float:
     return 1000 * float(metrics.mpjpe(out.joints, target, root=0))
 
 
+def floor_mpjpe(model: nn.Module, batch: dict[str, Tensor]) -> float:
+    """`clip_mpjpe` of the constant prediction (the batch's ``floor_joints``, `build_datasets`); the
+    model is not run."""
+    target = batch["joints"][:, batch["joints"].shape[1] // 2]
+    return 1000 * float(metrics.mpjpe(batch["floor_joints"].to(target), target, root=0))
+
+
 def _predict(model: nn.Module, samples: ClipSamples, batch_size: int, items: list[int] | None = None):
     """Pelvis-relative predicted and target middle-frame meshes (N, V, 3) and images (N, 3, H, W)."""
     device = next(model.parameters()).device
@@ -153,6 +187,31 @@ def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     return benchmark(model, config, settings(config).dir)
 
 
+def _frame_meshes(clips: VideoClips | CentredClips) -> Tensor:
+    """Every frame's target mesh (N, V, 3) of every actor of ``clips``' sequences, in actor and frame
+    order, relative to its pelvis (Human3.6M joint 0, as `clip_targets`)."""
+    targets = []
+    for _, actor, frame_targets in clips.actors:
+        pose = torch.as_tensor(frame_targets["pose"], dtype=torch.float32)
+        meshes = smpl_targets.smpl_meshes(pose, torch.as_tensor(actor.betas, dtype=torch.float32).expand(len(pose), -1))
+        targets.append(meshes - smpl_targets.h36m_joints(meshes)[:, :1])
+    return torch.cat(targets)
+
+
+def floor(config: RunConfig, folder: str | Path | None = None, constant: str = "body") -> pd.DataFrame:
+    """`benchmark`'s table (mm) of a constant prediction on every test frame of a 3DPW-format
+    ``folder`` (default ``data.dir``, whose test split validates): ``constant="body"`` the mean training
+    body (`mean_body` of the train sequences), ``"mesh"`` the mean of the training frames' meshes (as
+    `hmrlab.training.tasks.mesh.floor`)."""
+    if constant not in ("body", "mesh"):
+        raise ValueError(f"constant must be 'body' or 'mesh'; got {constant!r}")
+    train = _clips(config, "train")
+    vertices = _constant_mesh(*mean_body(train))[0] if constant == "body" else _frame_meshes(train).mean(0)
+    clips = _clips(config, "test", centred=True, folder=folder)
+    targets = _frame_meshes(clips)  # CentredClips keys list these actors' frames in the same order
+    return pw3d_split.score_frames(clips.keys, vertices.expand_as(targets), targets)
+
+
 def example_inputs(config: RunConfig) -> tuple[Tensor, Tensor]:
     """One clip (1, T, 3, H, W) and its 2D joints (1, T, 17, 2): what the model reads per forward pass."""
     options = settings(config)
@@ -177,7 +236,7 @@ TASK = Task(
     models={"LIFDHMR": lifd_hmr},
     build_datasets=build_datasets,
     loss=loss,
-    metrics={"mpjpe": clip_mpjpe},
+    metrics={"mpjpe": clip_mpjpe, "floor_mpjpe": floor_mpjpe},
     evaluate=evaluate,
     best_metric="val_mpjpe",
     default_model_args=lambda config: {"frames": settings(config).clip_length},
@@ -185,4 +244,5 @@ TASK = Task(
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,
+    floor=floor,
 )

@@ -7,6 +7,11 @@ common 3DPW-format test split by `benchmark`.
 The configuration's ``data`` keys are the fields of `WholeBodyData`. The validation metric ``mpjpe``
 is the MPJPE in mm of the 22 SMPL-X body joints (pelvis to wrists, the joints `BiDRN` locates with
 its body heatmaps), pelvis-relative, with the model's own part boxes.
+
+**Floor.** `floor` scores the constant prediction, the mean training body (`mean_body`: per-joint
+chordal mean of the training samples' camera-frame rotations, `hmrlab.data.mean_body`, and the mean
+betas and expression), with `evaluate`'s table on the validation samples or `benchmark`'s on a
+3DPW-format folder; validation also logs ``val_floor_mpjpe`` beside ``val_mpjpe``.
 """
 
 from __future__ import annotations
@@ -19,15 +24,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hmrlab import evaluation, metrics, paths
-from hmrlab.body.wholebody import part_joint_indices, pose_wholebody
+from hmrlab.body.wholebody import SMPLX_PARAM_NAMES, load_wholebody_model, part_joint_indices, pose_wholebody
 from hmrlab.data import smpl_targets
-from hmrlab.data.datasets import MeshSamples
+from hmrlab.data.datasets import MeshSamples, WithConstants
+from hmrlab.data.mean_body import mean_axis_angle
 from hmrlab.data.synth_wholebody import (
     BODY_ASPECT,
     FOCAL_PER_HEIGHT,
@@ -141,13 +148,40 @@ def load_samples(config: RunConfig, split: str) -> WholeBodySamples:
     return cached_wholebody_samples(count, options.image_size, seed, options.cache_dir)
 
 
-def build_datasets(config: RunConfig) -> tuple[WholeBodySamples, WholeBodySamples]:
-    """Training and validation `WholeBodySamples` (`load_samples`)."""
+def mean_body(samples: WholeBodySamples) -> dict[str, Tensor]:
+    """The constant prediction: SMPL-X parameters (batch of one, `SMPLX_PARAM_NAMES` and ``transl``
+    zero) whose every rotation is the per-joint chordal mean of the samples' camera-frame ones
+    (`hmrlab.data.mean_body.mean_axis_angle`) and whose betas and expression are the means."""
+    params = {}
+    for name in SMPLX_PARAM_NAMES[:-1]:  # all but transl
+        value = getattr(samples, name)
+        if name in ("betas", "expression"):
+            params[name] = value.mean(0, keepdim=True)
+        else:
+            joints = value.reshape(len(value), -1, 3)
+            params[name] = mean_axis_angle(joints).reshape(1, *value.shape[1:])
+    params["transl"] = torch.zeros(1, 3)
+    return params
+
+
+def _constant_body(samples: WholeBodySamples) -> tuple[Tensor, Tensor]:
+    """Vertices (13718, 3) and joints (127, 3), metres, of `mean_body`, relative to its pelvis."""
+    with torch.no_grad():
+        vertices, joints = pose_wholebody(load_wholebody_model(), mean_body(samples))
+    return (vertices - joints[:, :1])[0], (joints - joints[:, :1])[0]
+
+
+def build_datasets(config: RunConfig) -> tuple[WithConstants, WithConstants]:
+    """Training and validation `WholeBodySamples` (`load_samples`); every item also carries
+    ``floor_joints`` (22, 3), the mean training body's body joints (`mean_body`), for ``floor_mpjpe``."""
     count = settings(config).train_count
     if count % config.batch_size == 1:
         raise ValueError(f"train_count {count} leaves a last batch of one sample for batch_size "
                          f"{config.batch_size}, which BatchNorm cannot train on; change either")
-    return load_samples(config, "train"), load_samples(config, "val")
+    train = load_samples(config, "train")
+    floor_joints = _constant_body(train)[1][:NUM_BODY_JOINTS]
+    return (WithConstants(train, floor_joints=floor_joints),
+            WithConstants(load_samples(config, "val"), floor_joints=floor_joints))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -174,6 +208,12 @@ def body_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
     out = _predict(model, batch)
     body = slice(0, NUM_BODY_JOINTS)
     return 1000 * float(metrics.mpjpe(out["joints"][:, body], batch["joints"][:, body], root=0))
+
+
+def floor_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
+    """`body_mpjpe` of the constant prediction (the batch's ``floor_joints``); the model is not run."""
+    target = batch["joints"][:, :NUM_BODY_JOINTS]
+    return 1000 * float(metrics.mpjpe(batch["floor_joints"].to(target).expand_as(target), target, root=0))
 
 
 def target_meshes(batch: dict[str, Tensor], body_model: nn.Module) -> tuple[Tensor, Tensor]:
@@ -216,25 +256,36 @@ def hands_pa_mpjpe(pred_joints: Tensor, target_joints: Tensor) -> Tensor:
     return 1000 * (errors[0] + errors[1]) / 2
 
 
-def evaluate(model: BiDRN, config: RunConfig) -> pd.DataFrame:
-    """The in-domain whole-body table on the validation samples, mm: body ``MPJPE``, ``PA-MPJPE``
-    and ``MPVPE`` (`lsp14_body_errors`), ``Hands PA-MPJPE`` (`hands_pa_mpjpe`) and the sample count,
-    one row "All samples". The model crops its own predicted part boxes, as at test time."""
+def _in_domain_table(config: RunConfig, predict) -> pd.DataFrame:
+    """`evaluate`'s table of ``predict(batch) -> (vertices, joints)`` over the validation samples."""
     val = load_samples(config, "val")
-    device = next(model.parameters()).device
+    body_model = load_wholebody_model()
     columns: dict[str, list[Tensor]] = {}
     with torch.no_grad():
-        for batch in _batches(val, config.batch_size, device):
-            out = _predict(model, batch)
-            vertices, joints = target_meshes(batch, model.body_model)
-            errors = lsp14_body_errors(out["vertices"], vertices)
-            errors["Hands PA-MPJPE"] = hands_pa_mpjpe(out["joints"], joints)
+        for batch in _batches(val, config.batch_size, torch.device("cpu")):
+            pred_vertices, pred_joints = predict(batch)
+            vertices, joints = target_meshes(batch, body_model)
+            errors = lsp14_body_errors(pred_vertices.cpu(), vertices)
+            errors["Hands PA-MPJPE"] = hands_pa_mpjpe(pred_joints.cpu(), joints)
             for name, value in errors.items():
                 columns.setdefault(name, []).append(value.cpu())
     row = {name: float(torch.cat(values).mean()) for name, values in columns.items()}
     table = pd.DataFrame.from_dict({"All samples": row}, orient="index")
     table["samples"] = len(val)
     return table
+
+
+def evaluate(model: BiDRN, config: RunConfig) -> pd.DataFrame:
+    """The in-domain whole-body table on the validation samples, mm: body ``MPJPE``, ``PA-MPJPE``
+    and ``MPVPE`` (`lsp14_body_errors`), ``Hands PA-MPJPE`` (`hands_pa_mpjpe`) and the sample count,
+    one row "All samples". The model crops its own predicted part boxes, as at test time."""
+    device = next(model.parameters()).device
+
+    def predict(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        out = _predict(model, {name: value.to(device) for name, value in batch.items()})
+        return out["vertices"], out["joints"]
+
+    return _in_domain_table(config, predict)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -282,6 +333,26 @@ def benchmark(model: BiDRN, config: RunConfig, folder: Path | None = None) -> pd
     return pw3d_split.score_frames(keys, torch.cat(predictions), torch.cat(targets))
 
 
+def floor(config: RunConfig, folder: str | Path | None = None) -> pd.DataFrame:
+    """The mean training body's table (mm, `mean_body` of the training samples): `evaluate`'s on the
+    validation samples (``folder=None``), or `benchmark`'s on the test split of a 3DPW-format
+    ``folder``. Both compare meshes as the model's are compared: the same vertices for every sample."""
+    vertices, joints = _constant_body(load_samples(config, "train"))
+    if folder is None:
+        return _in_domain_table(config, lambda batch: (vertices.expand(len(batch["betas"]), -1, -1),
+                                                       joints.expand(len(batch["betas"]), -1, -1)))
+    folder = Path(folder)
+    samples = MeshSamples(pw3d_split.load_split(folder, "test"), folder / "imageFiles",
+                          crop_size=benchmark_crop_size(config))
+    names = [name for name, _, _ in samples.actors]
+    keys = [f"{names[a]}/{a - names.index(names[a])}" for a, _ in samples.index]
+    poses = torch.as_tensor(np.stack([samples.actors[a][2]["pose"][frame] for a, frame in samples.index]),
+                            dtype=torch.float32)
+    betas = torch.as_tensor(np.stack([samples.actors[a][1].betas for a, _ in samples.index]), dtype=torch.float32)
+    targets = smpl_targets.smpl_meshes(poses, betas)
+    return pw3d_split.score_frames(keys, vertices.expand_as(targets), targets)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Inputs for counting and examples to look at
 
@@ -318,11 +389,12 @@ TASK = Task(
     models={"BiDRN": BiDRN, "BiDRN-FP": bidrn_fp},
     build_datasets=build_datasets,
     loss=loss,
-    metrics={"mpjpe": body_mpjpe},
+    metrics={"mpjpe": body_mpjpe, "floor_mpjpe": floor_mpjpe},
     evaluate=evaluate,
     best_metric="val_mpjpe",
     data=WholeBodyData,
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,
+    floor=floor,
 )
