@@ -12,17 +12,20 @@ Prints, measured with `hmrlab.complexity.measure` on one 256x256 image:
 4. with ``--epochs N``: N epochs of end-to-end training on the shipped synthetic 3DPW-like set
    (crops of ``--size`` pixels, train/test split of the files), with each epoch's losses and MPJPE.
 
-``rows`` gives 1 and 2's counts against the paper's to ``python -m benchmarks``.
+``rows`` gives 1 and 2's counts against the paper's to ``python -m benchmarks``, and (full mode) the
+time of one training step as training runs it (joints and the template's vertices only) against the
+same step building the full 13,718-vertex meshes, interleaved (`training_step_seconds`).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import pandas as pd
 import torch
-from timing import Row, median_seconds
+from timing import Row, median_seconds, paired_seconds, time_row
 
 from hmrlab import paths
 from hmrlab.complexity import format_count, measure
@@ -77,6 +80,32 @@ def time_forward(repeats: int = 5) -> None:
     print(f"\nforward, batch 1, 256x256, {torch.get_num_threads()} thread(s): median {1000 * seconds:.0f} ms")
 
 
+def training_step_seconds(size: int = 64, batch: int = 32, repeats: int = 7) -> dict[str, list[float]]:
+    """Paired wall times of one training step (forward, Eq. 9 + L1, backward, Adam) of notebook 09's
+    configuration (channels 64, 64 bins) on a batch of ``size`` crops: ``"joints only"`` as training
+    runs it (``model(..., mesh=False)``, targets without the mesh: only the template's vertices are
+    skinned) against ``"full mesh"`` (the 13,718-vertex mesh built for the prediction and the target)."""
+    from hmrlab.models.keypoint_hmr import keypoint_hmr_loss, mesh_targets
+    from hmrlab.nn.keypoints import keypoint_template
+
+    template = keypoint_template("paper91")
+    torch.manual_seed(0)
+    model = KeypointHMR(image_size=(size, size), channels=64, num_bins=64)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    images, pose, betas = torch.rand(batch, 3, size, size), 0.3 * torch.randn(batch, 72), torch.randn(batch, 10)
+
+    def step(mesh: bool) -> None:
+        output = model(images, mesh=mesh)
+        target = mesh_targets(model.body, template, pose, betas, vertices=mesh)
+        terms = keypoint_hmr_loss(output, target, model.flow, model.body.parents, box_size=model.box_size)
+        loss = terms["loss"] + (output["coords"] - target["keypoints"] / model.box_size).abs().sum((-2, -1)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return paired_seconds({"joints only": lambda: step(False), "full mesh": lambda: step(True)}, repeats)
+
+
 def rows(quick: bool) -> list[Row]:
     """The whole network (91 keypoints, GAU, SimCC) against Table II; in full mode also the backbones
     against Tables III/IV (the authors' stride schedule). Counts at 256x256 in both modes."""
@@ -85,6 +114,11 @@ def rows(quick: bool) -> list[Row]:
              for unit, value in (("params", measured.params), ("MACs", measured.macs))]
     if not quick:
         backbones = complexity_table((256, 256), late_downsample=True)
+        times = training_step_seconds()
+        ratios = [ours / full for ours, full in zip(times["joints only"], times["full mesh"])]
+        table.append(time_row("KeypointHMR training step, batch 32 at 64x64 (joints only)",
+                              statistics.median(times["joints only"]), "the same step building the full meshes",
+                              statistics.median(times["full mesh"]), ratio=statistics.median(ratios)))
         for name in ("+ global filter = MGFENet", "MobileNetV3", "ResNet-18"):
             for unit in ("params", "MACs"):
                 paper = backbones.loc[name, f"{unit} (paper)"]

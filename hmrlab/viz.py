@@ -331,3 +331,48 @@ def render_mesh(
     finally:
         # Each Plotter holds an OpenGL context; closing it here keeps loops over frames from leaking.
         plotter.close()
+
+
+def overlay_mesh(
+    image: Any,
+    vertices: Any,
+    faces: Any,
+    intrinsics: Any,
+    *,
+    upscale: int = 4,
+    color: Sequence[float] = (0.35, 0.65, 1.0),
+    alpha: float = 0.6,
+) -> np.ndarray:
+    """A mesh drawn over the picture it was predicted from: uint8 (upscale H, upscale W, 3).
+
+    image: (H, W, 3) uint8, or (3, H, W) float in [0, 1] as a network reads it; vertices: (V, 3)
+    metres in that picture's camera frame (x right, y down, z forward); faces: (F, 3); intrinsics:
+    (3, 3) pixels of ``image``. The picture is enlarged ``upscale`` times (nearest neighbour, so a
+    64-pixel crop stays readable) and the mesh rendered through the same enlarged camera
+    (`hmrlab.data.render.render_person`), blended in with opacity ``alpha`` where it covers a pixel.
+    """
+    from PIL import Image
+
+    from hmrlab.data.cameras import Camera
+    from hmrlab.data.render import render_person
+
+    picture = to_numpy(image)
+    if picture.ndim == 3 and picture.shape[0] == 3 and picture.shape[-1] != 3:
+        picture = np.clip(255 * picture.transpose(1, 2, 0), 0, 255).astype(np.uint8)
+    if picture.ndim != 3 or picture.shape[-1] != 3:
+        raise ValueError(f"image must have shape (H, W, 3) uint8 or (3, H, W) float; got {format_shape(picture.shape)}")
+    intrinsics = np.asarray(to_numpy(intrinsics), dtype=np.float64)
+    if intrinsics.shape != (3, 3):
+        raise ValueError(f"intrinsics must have shape (3, 3) in pixels; got {format_shape(intrinsics.shape)}")
+    if not 0 <= alpha <= 1 or upscale < 1:
+        raise ValueError(f"need alpha in [0, 1] and upscale >= 1; got {alpha}, {upscale}")
+    height, width = picture.shape[0] * upscale, picture.shape[1] * upscale
+    big = np.asarray(Image.fromarray(picture.astype(np.uint8)).resize((width, height), Image.NEAREST))
+    # pixel centres: u' + 0.5 = upscale (u + 0.5)
+    focal = upscale * np.diag(intrinsics)[:2]
+    principal = upscale * (intrinsics[:2, 2] + 0.5) - 0.5
+    camera = Camera(np.eye(3), np.zeros(3), focal, principal, (width, height))
+    rgb, mask = render_person(_check_points(vertices, "vertices"), faces, camera, color=color)
+    out = big.astype(np.float64)
+    out[mask] = (1 - alpha) * out[mask] + alpha * rgb[mask]
+    return out.round().astype(np.uint8)

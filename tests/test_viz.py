@@ -226,3 +226,23 @@ def test_pyvista_backend_is_static_without_a_display(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     viz.configure_notebook_output()
     assert pv.global_theme.jupyter_backend == "static"
+
+
+def test_overlay_mesh_draws_where_the_camera_projects():
+    """The mesh covers the pixels its vertices project to (through the enlarged camera), and leaves
+    the rest of the picture as it was, enlarged."""
+    from hmrlab.viz import overlay_mesh
+
+    image = np.full((32, 24, 3), 30, np.uint8)
+    intrinsics = np.array([[40.0, 0.0, 11.5], [0.0, 40.0, 15.5], [0.0, 0.0, 1.0]])
+    # a small square facing the camera, 2 m away, centred on the optical axis
+    vertices = np.array([[-0.1, -0.1, 2.0], [0.1, -0.1, 2.0], [0.1, 0.1, 2.0], [-0.1, 0.1, 2.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    out = overlay_mesh(image, vertices, faces, intrinsics, upscale=4, alpha=1.0)
+    assert out.shape == (128, 96, 3) and out.dtype == np.uint8
+    # the square spans +-0.1 * 40 / 2 = +-2 pixels around the principal point: +-8 pixels enlarged
+    centre = out[62:66, 46:50]
+    assert (np.abs(centre.astype(int) - 30).max(-1) > 20).all()
+    assert (out[:40] == 30).all() and (out[:, :30] == 30).all()
+    with pytest.raises(ValueError, match="intrinsics"):
+        overlay_mesh(image, vertices, faces, np.eye(2))

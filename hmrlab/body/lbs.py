@@ -206,6 +206,28 @@ class BodyModel(nn.Module):
         self.register_buffer("weights", tensor(arrays["weights"]))
         self.register_buffer("parents", torch.as_tensor(check_parents(parents, len(parents))))
         self.register_buffer("faces", torch.as_tensor(np.asarray(arrays["f"], dtype=np.int64)))
+        # Eq. 10 applied to Eq. 8 once: rest joints are linear in betas, so the regressor can act on the
+        # template and the shape directions ahead of time (24 x 3 x K numbers instead of the mesh).
+        self.register_buffer("J_template", regress_joints(self.J_regressor, self.v_template[None])[0], persistent=False)
+        self.register_buffer("J_shapedirs", torch.einsum("jn,nck->jck", self.J_regressor, self.shapedirs),
+                             persistent=False)
+
+    def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
+        """The rest-pose joints (B, J, 3), metres, of shapes (B, num_betas): ``J(β)`` of Eq. 10,
+        equal to `regress_joints` of the shaped template without building the mesh."""
+        return self.J_template + blend_shapes(betas, self.J_shapedirs)
+
+    def posed_points(
+        self, betas: torch.Tensor, rotmats: torch.Tensor, vertex_ids: Sequence[int] | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`linear_blend_skinning` restricted to some vertices: betas (B, num_betas), rotmats (B, J, 3, 3)
+        -> the posed vertices ``vertex_ids`` (B, M, 3) and the joints (B, J, 3), metres, equal to those
+        entries of the full mesh. Training needs joints and a few markers, not 13,718 vertices."""
+        ids = torch.as_tensor(vertex_ids, dtype=torch.long, device=self.v_template.device)
+        v_shaped = self.v_template[ids] + blend_shapes(betas, self.shapedirs[ids])
+        v_posed = v_shaped + blend_shapes(pose_feature(rotmats), self.posedirs[ids])
+        joints, transforms = forward_kinematics(rotmats, self.rest_joints(betas), self.parents)
+        return skin(v_posed, self.weights[ids], transforms), joints
 
     @property
     def num_betas(self) -> int:

@@ -362,7 +362,27 @@ def _augmented_item(out: dict[str, np.ndarray], betas: np.ndarray) -> dict[str, 
     return {key: item[key] for key in ("image", "pose", "betas", "joints_3d", "joints_2d", "camera", "affine")}
 
 
-class SynthCrops(Dataset):
+class _GeneratedSet(Dataset):
+    """What `SynthCrops` and `SynthClips` share: a generated set's ``config`` and ``arrays`` (read into
+    memory), the ``crop_size`` (H, W) and ``scale`` items are cut at (the set's unless given), and
+    the ``augment`` applied to them (None: none)."""
+
+    def __init__(self, loaded: tuple[dict, dict], augment: Augmentation | None,
+                 crop_size: tuple[int, int] | None, scale: float | None):
+        self.config, self.arrays = loaded
+        self.crop_size = tuple(self.config["crop_size"]) if crop_size is None else tuple(crop_size)
+        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
+            raise ValueError(f"crop_size must be (height, width) >= 1; got {crop_size}")
+        self.scale = float(self.config["scale"]) if scale is None else float(scale)
+        if self.scale <= 0:
+            raise ValueError(f"scale must be > 0; got {scale}")
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.arrays["images"])
+
+
+class SynthCrops(_GeneratedSet):
     """SynthCrops samples (`hmrlab.data.synth_crops`: one body, pose, camera and look per sample), as
     `MeshSamples` items: the same keys, shapes and units, ``affine`` from canvas to crop pixels.
 
@@ -379,17 +399,7 @@ class SynthCrops(Dataset):
                  crop_size: tuple[int, int] | None = None, scale: float | None = None):
         from hmrlab.data.synth_crops import load_crops
 
-        self.config, self.arrays = load_crops(folder)
-        self.crop_size = tuple(self.config["crop_size"]) if crop_size is None else tuple(crop_size)
-        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
-            raise ValueError(f"crop_size must be (height, width) >= 1; got {crop_size}")
-        self.scale = float(self.config["scale"]) if scale is None else float(scale)
-        if self.scale <= 0:
-            raise ValueError(f"scale must be > 0; got {scale}")
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.arrays["images"])
+        super().__init__(load_crops(folder), augment, crop_size, scale)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         a = self.arrays
@@ -459,7 +469,8 @@ def clip_targets(
     (`normalize_screen_coordinates`). Returns ``keypoints_2d`` (T, 17, 2)
     normalised screen coordinates; ``joints`` (T, 17, 3), ``vertices`` (V, 3) of the middle frame
     ``T // 2`` and its ``coarse_vertices`` (431, 3) (the body model's ``downsample`` matrix times
-    ``vertices``), metres, each frame relative to its pelvis (Human3.6M joint 0).
+    ``vertices``), metres, each frame relative to its pelvis (Human3.6M joint 0); ``root`` (3,) that
+    pelvis of the middle frame in the camera frame (to draw the meshes over the crop).
     """
     frames = len(pose)
     vertices, smpl_joints = posed_smpl(pose, betas.expand(frames, -1))
@@ -471,7 +482,8 @@ def clip_targets(
     pelvis = joints[:, :1]
     middle = vertices[frames // 2] - pelvis[frames // 2]
     return {"keypoints_2d": keypoints_2d, "joints": joints - pelvis, "vertices": middle,
-            "coarse_vertices": torch.as_tensor(smpl_arrays()["downsample"], dtype=middle.dtype) @ middle}
+            "coarse_vertices": torch.as_tensor(smpl_arrays()["downsample"], dtype=middle.dtype) @ middle,
+            "root": pelvis[frames // 2, 0]}
 
 
 class CentredClips(PW3DCrops):
@@ -511,11 +523,11 @@ class CentredClips(PW3DCrops):
 
 
 class ClipSamples(Dataset):
-    """What LIFD-HMR trains on: the images (T, 3, H, W) in [0, 1] of a `VideoClips` or `CentredClips`
-    item and its `clip_targets`; ``noise`` pixels of Gaussian noise (torch's global generator) are
-    added to the 2D joints before they are normalised (0: the exact ground truth)."""
+    """What LIFD-HMR trains on: the images (T, 3, H, W) in [0, 1] and the crop's ``camera`` (3, 3) of a
+    `VideoClips`, `CentredClips` or `SynthClips` item, and its `clip_targets`; ``noise`` pixels of Gaussian noise (torch's global
+    generator) are added to the 2D joints before they are normalised (0: the exact ground truth)."""
 
-    def __init__(self, clips: VideoClips | CentredClips, noise: float = 0.0):
+    def __init__(self, clips: VideoClips | CentredClips | SynthClips, noise: float = 0.0):
         self.clips, self.noise = clips, noise
 
     def __len__(self) -> int:
@@ -529,7 +541,7 @@ class ClipSamples(Dataset):
             width = self.clips.crop_size[1]
             noise = torch.randn_like(targets["keypoints_2d"]) * (2 * self.noise / width)
             targets["keypoints_2d"] = targets["keypoints_2d"] + noise
-        return {"images": clip["images"], **targets}
+        return {"images": clip["images"], "camera": clip["camera"], **targets}
 
 
 class CocoCrops(Dataset):
@@ -591,3 +603,48 @@ class WithConstants(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Tensor]:
         return {**self.dataset[item], **self.constants}
+
+
+class SynthClips(_GeneratedSet):
+    """SynthClips clips (`hmrlab.data.synth_clips`: one body, motion, camera and look per clip), as
+    `VideoClips` items, for `ClipSamples`: ``images`` (T, 3, H, W) in [0, 1]; per frame ``pose``
+    (T, 72), ``joints_3d`` (T, 24, 3) metres, ``joints_2d`` (T, 24, 2) crop pixels; per clip
+    ``betas`` (10,), ``camera`` (3, 3) the crop's intrinsics and ``affine`` (2, 3) from canvas to crop
+    pixels.
+
+    `folder`: a complete set (`hmrlab.data.synth_clips.generate_clips`), read into memory once (uint8
+    canvases: 691 KB a clip of 16 frames at 96x96 with the default pad). Every frame of a clip is cut
+    with one affine, about the box of all its frames' 24 joints and 18 keypoints enlarged by the
+    set's scale (as `VideoClips` cuts a 3DPW clip); without ``augment`` that is the canvas' centre,
+    copied without resampling. ``augment``: an `hmrlab.data.augment.Augmentation` drawn once per clip
+    and applied to every frame alike (`augment_crop` on each frame with generators of one seed, whose
+    draws do not depend on the picture): the same jitter, rotation, flip (left and right swapped),
+    colour gain and occluder. A flip mirrors ``joints_3d`` (within the body model's 0.1 mm asymmetry
+    of its joints at the mirrored ``pose``; `clip_targets` poses the body and keeps only their root).
+    ``crop_size`` and ``scale`` default to the set's; another size resamples.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, augment: Augmentation | None = None,
+                 crop_size: tuple[int, int] | None = None, scale: float | None = None):
+        from hmrlab.data.synth_clips import load_clips
+
+        super().__init__(load_clips(folder), augment, crop_size, scale)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        a = self.arrays
+        points = np.concatenate([a["joints_2d"][item], a["keypoints_2d"][item]], 1).reshape(-1, 2).astype(np.float64)
+        camera = a["camera"][item].astype(np.float64)
+        seed = None if self.augment is None else int(torch.randint(2**62, ()))
+        frames = [
+            augment_crop(image, camera, joints.astype(np.float64), pose, points, self.crop_size, self.scale,
+                         None if seed is None else np.random.default_rng(seed), self.augment)
+            for image, joints, pose in zip(a["images"][item], a["joints_3d"][item], a["pose"][item])
+        ]
+        stacked = {key: np.stack([f[key] for f in frames]) for key in ("image", "pose", "joints_3d", "joints_2d")}
+        return {
+            "images": torch.from_numpy(stacked.pop("image")).permute(0, 3, 1, 2).float() / 255.0,
+            **{key: torch.as_tensor(value, dtype=torch.float32) for key, value in stacked.items()},
+            "betas": torch.as_tensor(a["betas"][item], dtype=torch.float32),
+            "camera": torch.as_tensor(frames[0]["camera"], dtype=torch.float32),
+            "affine": torch.as_tensor(frames[0]["affine"], dtype=torch.float32),
+        }

@@ -12,7 +12,8 @@ background and much of the pose, so 1,000 frames hold a dozen bodies. Here every
 - **camera**: distance 2.5-7 m, elevation -15 to 35 degrees, any azimuth, a vertical field of view of
   40-75 degrees with the person anywhere in its central 70 % (so the perspective of an off-centre
   person, too);
-- **look**: a procedural background, light and body colour (`hmrlab.data.render`).
+- **look**: a procedural background and light (`hmrlab.data.render`) and an outfit
+  (`hmrlab.data.outfits`: shirt, trousers, shoes, skin, hair and eyes, which tell front from back).
 
 Each sample is rendered directly into a square-ish **canvas**: the crop `MeshSamples` would cut from
 a full picture (the box around the 24 SMPL joints and the 18 OpenPose keypoints, made to the crop's
@@ -22,15 +23,16 @@ running out of picture; without augmentation the crop is the canvas' centre, wit
 The canvas camera is the crop's (``K_canvas = A K`` of the virtual picture), so ``camera @ joints_3d``
 projects onto ``joints_2d`` exactly.
 
-Files (``out_dir``): ``shard_<family>_<k>.npz``, samples ``k * shard_size ...``, each written
-atomically once complete, so an interrupted generation keeps the shards it finished and the next call
-makes only the others; ``manifest.json`` (written last) lists the config and the shards. A shard
-depends only on the config without ``count`` (its *family*, hashed into the name) and k, so asking for
-more samples keeps the shards made. Shard members: ``images`` (n, Hc, Wc, 3) uint8, ``pose`` (n, 72)
-SMPL axis-angle with the global orientation in the camera frame, ``betas`` (n, 10), ``joints_3d``
-(n, 24, 3) camera frame, metres, ``joints_2d`` (n, 24, 2) and ``keypoints_2d`` (n, 18, 2) canvas
-pixels (OpenPose order, `hmrlab.data.pw3d.PW3D_KEYPOINTS_2D`), ``camera`` (n, 3, 3) canvas intrinsics,
-``action`` (n,) int8 (index into `hmrlab.data.motions.ACTIONS`, -1 for a sampled pose).
+Files (``out_dir``, `hmrlab.data.shards`): ``shard_<family>_<k>.npz``, samples ``k * shard_size ...``,
+each written atomically once complete, so an interrupted generation keeps the shards it finished and
+the next call makes only the others; ``manifest.json`` (written last) lists the config and the shards.
+A shard depends only on the config without ``count`` (its *family*, hashed into the name) and k, so
+asking for more samples keeps the shards made. Shard members: ``images`` (n, Hc, Wc, 3) uint8,
+``pose`` (n, 72) SMPL axis-angle with the global orientation in the camera frame, ``betas`` (n, 10),
+``joints_3d`` (n, 24, 3) camera frame, metres, ``joints_2d`` (n, 24, 2) and ``keypoints_2d``
+(n, 18, 2) canvas pixels (OpenPose order, `hmrlab.data.pw3d.PW3D_KEYPOINTS_2D`), ``camera``
+(n, 3, 3) canvas intrinsics, ``action`` (n,) int8 (index into `hmrlab.data.motions.ACTIONS`, -1 for
+a sampled pose).
 
 **Disjoint from the common test split.** Shard k draws from ``SeedSequence([seed, CROP_KEY, k])``,
 ``CROP_KEY = crc32(b"synth-crops")``; `generate_3dpw_like` sequence k from ``SeedSequence([seed,
@@ -42,30 +44,30 @@ seed (``DEFAULT_SEED`` = 1, the benchmark set's is 0) keeps them apart a second 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse
 import torch
-from tqdm.auto import tqdm
 
 from hmrlab.body import body_model_arrays, body_model_file
 from hmrlab.body.lbs import BodyModel
 from hmrlab.data.cameras import look_at_rotation
 from hmrlab.data.motions import ACTIONS, generate_motion
+from hmrlab.data.outfits import outfit_parts, random_outfit
 from hmrlab.data.poses import sample_poses
-from hmrlab.data.synth import MANIFEST, config_hash
+from hmrlab.data.shards import generate_shards, load_shards
 from hmrlab.geometry import axis_angle_to_matrix, matrix_to_axis_angle
-from hmrlab.io import atomic_save_npz, atomic_write_text, read_json, read_npz
 
-FORMAT_VERSION = 1  # bump when the generator changes what a config produces
+if TYPE_CHECKING:
+    from hmrlab.data.render import Lighting
+
+FORMAT_VERSION = 2  # bump when the generator changes what a config produces
 CROP_KEY = zlib.crc32(b"synth-crops")
 DEFAULT_SEED = 1
 NUM_BETAS = 10
@@ -79,8 +81,15 @@ def canvas_size(crop_size: tuple[int, int], pad: int) -> tuple[int, int]:
     return crop_size[0] + 2 * pad, crop_size[1] + 2 * pad
 
 
-def shard_name(family: str, index: int) -> str:
-    return f"shard_{family[:12]}_{index:05d}.npz"
+def canvas_settings(crop_size: Sequence[int], pad: int | None) -> tuple[tuple[int, int], int]:
+    """`crop_size` (height, width) checked (both >= 16 pixels) and `pad`, the canvas margin per side
+    in pixels, checked or (None) an eighth of the crop's larger side, so the canvas spans 1.25 crops."""
+    if len(crop_size) != 2 or min(crop_size) < 16:
+        raise ValueError(f"crop_size must be (height, width) with both >= 16 pixels, e.g. (96, 96); got {crop_size}")
+    pad = max(crop_size) // 8 if pad is None else pad
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0 pixels; got {pad}")
+    return (int(crop_size[0]), int(crop_size[1])), int(pad)
 
 
 def _shard_rng(seed: int, index: int) -> np.random.Generator:
@@ -180,6 +189,7 @@ class _Worker:
         self.faces = self.model.faces.numpy().astype(np.int64)
         self.incidence = face_incidence(self.faces, self.model.v_template.shape[0])
         self.extra_ids = {str(n): int(i) for n, i in zip(arrays["extra_vertex_names"], arrays["extra_vertex_ids"])}
+        self.parts = outfit_parts(arrays)
         self.scene = None
 
     def shard(self, config: dict[str, Any], index: int, count: int) -> dict[str, np.ndarray]:
@@ -222,15 +232,22 @@ class _Worker:
                 rng: np.random.Generator) -> np.ndarray:
         """One canvas (H, W, 3) uint8, `size` = (H, W), of camera-frame `vertices` (N, 3) with their
         `normals`, seen through canvas intrinsics `camera` (3, 3), on a random background and light."""
-        from hmrlab.data.render import random_background, random_body_color, random_lighting
+        from hmrlab.data.render import random_background, random_lighting
 
-        light, color = random_lighting(rng), random_body_color(rng)
+        light, color = random_lighting(rng), random_outfit(self.parts, rng)
+        return self._draw(vertices, normals, camera, light, color, random_background(size, rng))
+
+    def _draw(self, vertices: np.ndarray, normals: np.ndarray, camera: np.ndarray, light: Lighting,
+              color: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """`_render` with the look given: `light`, per-vertex `color` (N, 3) in [0, 1] and the
+        `background` (H, W, 3) uint8 behind the person, whose size is the picture's."""
+        size = background.shape[:2]
         if self.scene is None or self.scene.size != (size[1], size[0]):
             if self.scene is not None:
                 self.scene.close()
             self.scene = _crop_scene(vertices, self.faces, camera, size)
         rgb, mask = self.scene.render_sample(vertices, normals, camera, light, color)
-        return np.where(mask[..., None], rgb, random_background(size, rng))
+        return np.where(mask[..., None], rgb, background)
 
 
 def _crop_scene(vertices: np.ndarray, faces: np.ndarray, camera: np.ndarray, size: tuple[int, int]):
@@ -251,7 +268,8 @@ def _crop_scene(vertices: np.ndarray, faces: np.ndarray, camera: np.ndarray, siz
             self.mesh = pv.PolyData.from_regular_faces(vertices, faces)
             self.mesh.point_data["Normals"] = np.zeros_like(vertices)
             self.mesh.point_data.active_normals_name = "Normals"
-            self.actor = self.plotter.add_mesh(self.mesh, color=tuple(color), smooth_shading=False)
+            self.mesh.point_data["colors"] = np.zeros((len(vertices), 3), np.uint8)
+            self.actor = self.plotter.add_mesh(self.mesh, scalars="colors", rgb=True, smooth_shading=False)
             self.actor.prop.interpolation = "gouraud"
             self.actor.prop.specular, self.actor.prop.specular_power = 0.15, 20.0
             self.plotter.set_background(FLAT_BACKGROUND)
@@ -267,9 +285,10 @@ def _crop_scene(vertices: np.ndarray, faces: np.ndarray, camera: np.ndarray, siz
             self.light.intensity = light.intensity
             self.light.color = tuple(color_temperature_rgb(light.temperature))
             prop = self.actor.prop
-            prop.color, prop.ambient, prop.diffuse = tuple(color), light.ambient, 1.0 - light.ambient
+            prop.ambient, prop.diffuse = light.ambient, 1.0 - light.ambient
             self.mesh.points = vertices
             self.mesh.point_data["Normals"] = normals
+            self.mesh.point_data["colors"] = np.round(255 * color).astype(np.uint8)
             depth = vertices[:, 2]
             self.plotter.camera.clipping_range = (max(0.05, depth.min() - 0.5), depth.max() + 0.5)
             window = self.plotter.ren_win
@@ -287,29 +306,7 @@ def _crop_scene(vertices: np.ndarray, faces: np.ndarray, camera: np.ndarray, siz
 
 
 # ----------------------------------------------------------------------------------------------------
-# Generation: shards in worker processes
-
-
-_WORKER: _Worker | None = None
-
-
-def _init_worker() -> None:
-    global _WORKER
-    _WORKER = _Worker()
-
-
-def _make_shard(config: dict[str, Any], family: str, index: int, count: int, out_dir: str) -> int:
-    """Render shard `index` in this process and write it atomically; returns its sample count."""
-    global _WORKER
-    if _WORKER is None:
-        _WORKER = _Worker()
-    arrays = _WORKER.shard(config, index, count)
-    atomic_save_npz(Path(out_dir) / shard_name(family, index), **arrays)
-    return count
-
-
-def _shard_counts(count: int, shard_size: int) -> list[int]:
-    return [min(shard_size, count - start) for start in range(0, count, shard_size)]
+# Generation: shards in worker processes (`hmrlab.data.shards`)
 
 
 def generate_crops(
@@ -331,79 +328,21 @@ def generate_crops(
     it off the benchmark's, module docstring); shard_size: samples per file; motion_share: the
     share of poses taken from procedural motions; workers: processes rendering shards (1: this
     process). Shards already present are kept (an interrupted run resumes); a manifest with the same
-    config means nothing is rendered. Files of other configs in the folder are deleted.
+    config means nothing is rendered. Files of other configs in the folder are deleted
+    (`hmrlab.data.shards.generate_shards`).
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer; got {count!r}")
-    if len(crop_size) != 2 or min(crop_size) < 16:
-        raise ValueError(f"crop_size must be (height, width) with both >= 16 pixels, e.g. (96, 96); got {crop_size}")
-    pad = max(crop_size) // 8 if pad is None else pad
-    if pad < 0 or shard_size < 1 or workers < 1 or not 0 <= motion_share <= 1:
-        raise ValueError(f"need pad >= 0, shard_size >= 1, workers >= 1 and motion_share in [0, 1]; got {pad}, "
-                         f"{shard_size}, {workers}, {motion_share}")
+    crop_size, pad = canvas_settings(crop_size, pad)
+    if not 0 <= motion_share <= 1:
+        raise ValueError(f"motion_share must be in [0, 1]; got {motion_share}")
     family_config = {
-        "format_version": FORMAT_VERSION, "crop_size": [int(crop_size[0]), int(crop_size[1])], "pad": int(pad),
+        "format_version": FORMAT_VERSION, "crop_size": list(crop_size), "pad": pad,
         "scale": SCALE, "seed": int(seed), "shard_size": int(shard_size), "motion_share": float(motion_share),
         "body_model_sha256": hashlib.sha256(body_model_file("smpl").read_bytes()).hexdigest(),
     }
-    family = config_hash(family_config)
-    config = {**family_config, "count": count}
-    counts = _shard_counts(count, shard_size)
-    # A last shard of fewer samples belongs to this count only: its size joins its name's family.
-    names = [shard_name(family if n == shard_size else config_hash({**family_config, "last": n}), k)
-             for k, n in enumerate(counts)]
-    out_dir = Path(out_dir)
-    try:
-        manifest = read_json(out_dir / MANIFEST, "SynthCrops manifest")
-    except (OSError, ValueError):
-        manifest = None
-    if (isinstance(manifest, dict) and manifest.get("config_hash") == config_hash(config)
-            and all((out_dir / name).is_file() for name in names)):
-        return out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST).unlink(missing_ok=True)
-    for stale in out_dir.glob("shard_*.npz"):
-        if stale.name not in names:
-            stale.unlink()
-    todo = [(k, n, name) for k, (n, name) in enumerate(zip(counts, names)) if not (out_dir / name).is_file()]
-    done = count - sum(n for _, n, _ in todo)
-    with tqdm(total=count, initial=done, desc="SynthCrops", unit="sample", disable=not progress) as bar:
-        if workers == 1 or len(todo) <= 1:
-            for k, n, name in todo:
-                bar.update(_make_shard(config, name[6:18], k, n, str(out_dir)))
-        else:
-            # Fresh processes (spawn): a process forked after this one drew with VTK hangs in EGL.
-            # A script calling this needs the `if __name__ == "__main__":` guard, as with any spawn.
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"),
-                                     initializer=_init_worker) as pool:
-                futures = [pool.submit(_make_shard, config, name[6:18], k, n, str(out_dir)) for k, n, name in todo]
-                try:
-                    for future in as_completed(futures):
-                        bar.update(future.result())
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
-    manifest = {"config": config, "config_hash": config_hash(config), "shards": names}
-    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1))
-    return out_dir
+    return generate_shards(out_dir, family_config, count=count, shard_size=shard_size, worker=_Worker,
+                           workers=workers, progress=progress, desc="SynthCrops")
 
 
 def load_crops(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The config and the concatenated shard arrays (`MEMBERS`) of a complete SynthCrops folder."""
-    folder = Path(folder).expanduser()
-    if not (folder / MANIFEST).is_file():
-        raise FileNotFoundError(
-            f"{folder / MANIFEST} does not exist; make the set with "
-            f"hmrlab.data.synth_crops.generate_crops({str(folder)!r}, count=...) (an unfinished one resumes)"
-        )
-    manifest = read_json(folder / MANIFEST, "SynthCrops manifest")
-    shards = [read_npz(folder / name, "SynthCrops shard") for name in manifest["shards"]]
-    missing = [name for name in MEMBERS if any(name not in shard for shard in shards)]
-    if missing:
-        raise ValueError(f"the shards of {folder} lack {missing}; generate the set again (delete the folder)")
-    arrays = {name: np.concatenate([shard[name] for shard in shards]) for name in MEMBERS}
-    if len(arrays["images"]) != manifest["config"]["count"]:
-        raise ValueError(f"{folder} holds {len(arrays['images'])} samples, its manifest says "
-                         f"{manifest['config']['count']}; generate the set again")
-    return manifest["config"], arrays
+    return load_shards(folder, MEMBERS, "SynthCrops", "hmrlab.data.synth_crops.generate_crops")

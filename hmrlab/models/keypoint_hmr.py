@@ -56,12 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmrlab.body import body_model_arrays
-from hmrlab.body.lbs import (
-    BodyModel,
-    blend_shapes,
-    linear_blend_skinning,
-    regress_joints,
-)
+from hmrlab.body.lbs import BodyModel, forward_kinematics, linear_blend_skinning
 from hmrlab.geometry import axis_angle_to_matrix
 from hmrlab.metrics import mpjpe
 from hmrlab.nn.attention import TransformerBlock
@@ -355,10 +350,9 @@ class KeypointHMR(nn.Module):
 
     def rest_joints(self, betas: Tensor) -> Tensor:
         """T(β) of Eq. 5: the body model's rest-pose joints (B, J, 3) for shapes (B, num_betas), metres."""
-        body = self.body
-        return regress_joints(body.J_regressor, body.v_template + blend_shapes(betas, body.shapedirs))
+        return self.body.rest_joints(betas)
 
-    def forward(self, images: Tensor) -> dict[str, Tensor | None]:
+    def forward(self, images: Tensor, mesh: bool = True) -> dict[str, Tensor | None]:
         if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, *self.image_size):
             shape = format_shape(tuple(images.shape)) if isinstance(images, Tensor) else type(images).__name__
             raise ValueError(f"images must have shape (B, 3, {self.image_size[0]}, {self.image_size[1]}); got {shape}")
@@ -371,15 +365,18 @@ class KeypointHMR(nn.Module):
         rest = self.rest_joints(betas)
         rotmats, _ = inverse_kinematics(keypoints[:, self.joint_indices], rest, self.body.parents, twist)
         body = self.body
-        vertices, joints = linear_blend_skinning(
-            betas, rotmats, body.v_template, body.shapedirs, body.posedirs, body.J_regressor, body.parents,
-            body.weights,
-        )
+        if mesh:
+            vertices, joints = linear_blend_skinning(
+                betas, rotmats, body.v_template, body.shapedirs, body.posedirs, body.J_regressor, body.parents,
+                body.weights,
+            )
+        else:
+            vertices, (joints, _) = None, forward_kinematics(rotmats, rest, body.parents)
         root = joints[:, :1]
         return {
             "keypoints": keypoints, "coords": out["coords"], "sigma": out["sigma"], "logits": out["logits"],
             "betas": betas, "twist": twist, "rotmats": rotmats,
-            "vertices": vertices - root, "joints": joints - root,
+            "vertices": None if vertices is None else vertices - root, "joints": joints - root,
         }
 
 
@@ -427,22 +424,31 @@ def keypoint_hmr_loss(
     return {"loss": loss, **terms}
 
 
-def mesh_targets(body: BodyModel, template: KeypointTemplate, pose: Tensor, betas: Tensor) -> dict[str, Tensor]:
+def mesh_targets(
+    body: BodyModel, template: KeypointTemplate, pose: Tensor, betas: Tensor, vertices: bool = True
+) -> dict[str, Tensor]:
     """Ground truth for `keypoint_hmr_loss` from SMPL parameters: pose (B, J * 3) axis-angle, betas (B, num_betas).
 
     Returns root-relative ``keypoints`` (B, K, 3) of `template` (`hmrlab.nn.keypoints.keypoints_from_mesh`),
     ``vertices`` (B, N, 3) and ``joints`` (B, J, 3), all in metres; ``rotmats`` (B, J, 3, 3),
     ``betas``, and ``twist`` (B, J - 1, 2), the (cos, sin) of each bone's twist (`hmrlab.nn.ik.twist_angles`).
+    With ``vertices=False`` the mesh is not built (`BodyModel.posed_points` poses only the template's
+    vertices) and ``vertices`` is left out: the same keypoints, several times faster.
     """
     pose = pose.reshape(pose.shape[0], -1, 3)
-    vertices, joints = body(betas=betas, body_pose=pose[:, 1:], global_orient=pose[:, 0])
     rotmats = axis_angle_to_matrix(pose)
-    rest = regress_joints(body.J_regressor, body.v_template + blend_shapes(betas, body.shapedirs))
-    vertices, joints = vertices - joints[:, :1], joints - joints[:, :1]
-    return {
-        "keypoints": keypoints_from_mesh(vertices, joints, template), "vertices": vertices, "joints": joints,
-        "rotmats": rotmats, "betas": betas, "twist": twist_angles(rotmats, rest, body.parents),
-    }
+    rest = body.rest_joints(betas)
+    out = {"rotmats": rotmats, "betas": betas, "twist": twist_angles(rotmats, rest, body.parents)}
+    if vertices:
+        mesh, joints = body(betas=betas, body_pose=pose[:, 1:], global_orient=pose[:, 0])
+        mesh, joints = mesh - joints[:, :1], joints - joints[:, :1]
+        return {"keypoints": keypoints_from_mesh(mesh, joints, template), "vertices": mesh, "joints": joints, **out}
+    leaves = template.leaf_vertex_ids if template.num_joints > body.num_joints else ()
+    points, joints = body.posed_points(betas, rotmats, [*leaves, *template.marker_vertex_ids])
+    points, joints = points - joints[:, :1], joints - joints[:, :1]
+    # a 29-joint template: the 24 joints, then the leaves and markers posed above; else its first joints
+    keypoints = torch.cat([joints if leaves else joints[:, : template.num_joints], points], 1)
+    return {"keypoints": keypoints, "joints": joints, **out}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -521,7 +527,8 @@ def pretrain_loss(output: Mapping[str, Tensor], keypoints: Tensor, visible: Tens
 
 
 def keypoint_hmr_step(
-    model: KeypointHMR, batch: Mapping[str, Tensor], template: KeypointTemplate, epsilon: Sequence[float] = EPSILON
+    model: KeypointHMR, batch: Mapping[str, Tensor], template: KeypointTemplate, epsilon: Sequence[float] = EPSILON,
+    l1_weight: float = 0.0,
 ) -> dict[str, Tensor]:
     """One training step's loss (Eq. 9, `keypoint_hmr_loss`) on a batch of crops, plus ``mpjpe``: mm,
     the predicted mesh's J body-model joints against the target body's, both pelvis-relative.
@@ -530,14 +537,22 @@ def keypoint_hmr_step(
     give the targets through `mesh_targets` and `template`. ``model`` may be wrapped in
     DistributedDataParallel (as `hmrlab.training.loop.fit` hands it under torchrun).
 
+    ``l1_weight`` > 0 adds ``l1_weight`` times ``keypoints_l1``, the L1 distance of the predicted
+    keypoint coordinates from the truth in box units, summed over keypoints and axes (the scale of
+    the RLE term): a gradient on every coordinate that does not shrink as σ grows, which RLE's does
+    (a recipe choice of `hmrlab.training.tasks.mesh`, not Eq. 9).
+
     Also logs ``kp_spread`` and ``kp_spread_target`` (`batch_spread`, mm): how much the predicted
     and the true keypoints vary across the batch. A model collapsing to the mean pose shows a
     predicted spread far below the target's while its loss may still fall.
     """
     net = getattr(model, "module", model)
-    output = model(batch["image"])
-    target = mesh_targets(net.body, template, batch["pose"], batch["betas"])
+    output = model(batch["image"], mesh=False)
+    target = mesh_targets(net.body, template, batch["pose"], batch["betas"], vertices=False)
     terms = keypoint_hmr_loss(output, target, net.flow, net.body.parents, box_size=net.box_size, epsilon=epsilon)
+    if l1_weight:
+        terms["keypoints_l1"] = (output["coords"] - target["keypoints"] / net.box_size).abs().sum((-2, -1)).mean()
+        terms["loss"] = terms["loss"] + l1_weight * terms["keypoints_l1"]
     terms["mpjpe"] = 1000 * mpjpe(output["joints"].detach(), target["joints"])
     terms["kp_spread"] = 1000 * batch_spread(output["keypoints"].detach())
     terms["kp_spread_target"] = 1000 * batch_spread(target["keypoints"])

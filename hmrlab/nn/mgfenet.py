@@ -96,7 +96,8 @@ class GlobalFilter(nn.Module):
                 f"got {tuple(x.shape)}. Build MGFENet with the image_size you feed it."
             )
         spectrum = torch.fft.rfft2(x, norm="ortho")
-        filtered = torch.fft.irfft2(spectrum * torch.view_as_complex(self.weight), s=self.size, norm="ortho")
+        kernel = torch.view_as_complex(self.weight.contiguous())  # contiguous: also under channels_last
+        filtered = torch.fft.irfft2(spectrum * kernel, s=self.size, norm="ortho")
         return x + filtered
 
 
@@ -158,6 +159,9 @@ class MGFENet(Backbone):
         num_classes: a linear classifier on the pooled stride-32 map; None for none (``forward``
             then returns the pooled (B, 960) map).
         late_downsample: the authors' stride schedule (module docstring).
+        bn_momentum: every batch norm's running-average momentum: MobileNetV3's 0.01 by default; the
+            authors' code keeps PyTorch's 0.1, whose running statistics follow the weights within tens
+            of steps rather than hundreds (what a short training run needs for its evaluation mode).
     """
 
     def __init__(
@@ -168,6 +172,7 @@ class MGFENet(Backbone):
         image_size: tuple[int, int] = (256, 256),
         num_classes: int | None = None,
         late_downsample: bool = False,
+        bn_momentum: float = 0.01,
     ):
         super().__init__()
         if kernel_size is not None and (kernel_size < 1 or kernel_size % 2 == 0):
@@ -216,6 +221,9 @@ class MGFENet(Backbone):
         self.feature_channels["stride32"] = last_channels
 
         init_mobilenet_v3(self)  # so that the switches-off network starts like MobileNetV3
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = bn_momentum
 
     def _stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
         # The cascade map travels beside the stages; this dict is fresh for every forward pass.
@@ -290,7 +298,7 @@ class MGFENetAuthors(MGFENet):
 
     def __init__(self, image_size: tuple[int, int] = (256, 256), num_classes: int | None = None) -> None:
         super().__init__(kernel_size=7, mfc=True, global_filter=True, image_size=image_size, num_classes=num_classes,
-                         late_downsample=True)
+                         late_downsample=True, bn_momentum=0.1)
         first = self.blocks[0]
         first.expand = _conv_bn_act(16, 16, 1, activation=nn.ReLU)
         for block in self.blocks:
@@ -303,7 +311,7 @@ class MGFENetAuthors(MGFENet):
                                    nn.ReLU(inplace=True))
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
-                module.eps, module.momentum = 1e-5, 0.1
+                module.eps = 1e-5
 
 
 def _downsampled(size: tuple[int, int], stride: int) -> tuple[int, int]:

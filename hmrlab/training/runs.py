@@ -195,6 +195,8 @@ def train(config: RunConfig) -> History:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(config, len(train_loader)))
     if resuming:
         read_checkpoint(checkpoint, model, mmap=True)  # written for this model (a run without its config.yaml)
+    elif task.initialise is not None:
+        task.initialise(model, config)  # e.g. pretrained weights, before the first step of a new run
     if rank == 0:
         check_run_files(checkpoint, model, best=True, log_dir=out)
         atomic_write_text(out / "config.yaml", RUN_HEADER + config.to_yaml())

@@ -33,7 +33,8 @@ class Task:
     positional inputs of ``model(...)`` for one sample (to count parameters and MACs and time it);
     ``examples(model, config, count)`` gives ``count`` test samples to look at: ``images``
     (n, 3, H, W) in [0, 1] and ``pred_vertices`` / ``target_vertices`` (n, V, 3) metres (mesh tasks).
-    ``floor(config, folder=None)`` scores the constant prediction (the mean training body): the
+    ``initialise(model, config)`` prepares a new run's model before its first step (not on resume),
+    e.g. loads pretrained weights. ``floor(config, folder=None)`` scores the constant prediction (the mean training body): the
     table of ``benchmark`` on ``folder``'s test split, or with ``folder=None`` of the validation set.
     """
 
@@ -49,3 +50,4 @@ class Task:
     example_inputs: Callable[[RunConfig], tuple[torch.Tensor, ...]] | None = None
     examples: Callable[[nn.Module, RunConfig, int], dict[str, torch.Tensor]] | None = None
     floor: Callable[..., pd.DataFrame] | None = None
+    initialise: Callable[[nn.Module, RunConfig], None] | None = None

@@ -186,3 +186,22 @@ def test_bad_parameters_are_rejected_with_the_expected_shape() -> None:
         forward_kinematics(torch.eye(3).expand(1, 2, 3, 3), torch.zeros(1, 2, 3), [1, -1])
     with pytest.raises(ValueError, match="num_betas=16"):
         BodyModel(synthetic_body_arrays("smpl", num_vertices=30), num_betas=16)
+
+
+def test_rest_joints_and_posed_points_equal_the_full_mesh(smpl_arrays) -> None:
+    """`BodyModel.rest_joints` and `posed_points` are shortcuts: the same numbers as regressing the
+    shaped mesh and skinning every vertex, for the vertices asked for."""
+    model = BodyModel(smpl_arrays, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(3)
+    betas = torch.randn(3, 10, generator=generator, dtype=torch.float64)
+    pose = 0.5 * torch.randn(3, 24, 3, generator=generator, dtype=torch.float64)
+    vertices, joints = model(betas=betas, body_pose=pose[:, 1:], global_orient=pose[:, 0])
+    shaped = model.v_template + torch.einsum("bk,nck->bnc", betas, model.shapedirs)
+    torch.testing.assert_close(model.rest_joints(betas), torch.einsum("jn,bnc->bjc", model.J_regressor, shaped))
+    ids = [0, 7, 42, len(model.v_template) - 1]
+    from hmrlab.geometry import axis_angle_to_matrix
+
+    points, posed_joints = model.posed_points(betas, axis_angle_to_matrix(pose), ids)
+    torch.testing.assert_close(points, vertices[:, ids])
+    torch.testing.assert_close(posed_joints, joints)
+    assert "J_template" not in model.state_dict()  # derived buffers: checkpoints keep their keys

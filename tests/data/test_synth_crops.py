@@ -86,7 +86,7 @@ def test_targets_agree_with_the_body_model_and_camera(crops):
 
 
 def test_render_matches_the_reference_renderer():
-    """The canvas renderer (camera, light and colour re-aimed per sample, normals given rather than
+    """The canvas renderer (camera, light and per-vertex colours re-aimed per sample, normals given rather than
     recomputed by pyvista) draws what `render_person` draws (tested against a rasteriser of
     `Camera.project`): the same silhouette, the same colours to a level or two."""
     from hmrlab.data.cameras import Camera
@@ -103,7 +103,8 @@ def test_render_matches_the_reference_renderer():
         light=light, color=(0.8, 0.6, 0.5))
     scene = synth_crops._crop_scene(vertices, worker.faces, camera, (60, 60))
     normals = synth_crops.vertex_normals(vertices, worker.faces, worker.incidence)
-    rgb, mask = scene.render_sample(vertices, normals, camera, light, (0.8, 0.6, 0.5))
+    colours = np.tile([0.8, 0.6, 0.5], (len(vertices), 1))  # an outfit of one colour: per-vertex, as outfits give
+    rgb, mask = scene.render_sample(vertices, normals, camera, light, colours)
     scene.close()
     assert np.array_equal(mask, reference_mask) and mask.sum() > 200
     difference = np.abs(rgb.astype(int) - reference.astype(int))[mask]

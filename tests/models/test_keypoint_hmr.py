@@ -27,7 +27,8 @@ from hmrlab.models.keypoint_hmr import (
     pretrain_loss,
     smpl_parameter_losses,
 )
-from hmrlab.nn.keypoints import KeypointTemplate
+from hmrlab.body.lbs import BodyModel
+from hmrlab.nn.keypoints import KeypointTemplate, keypoint_template
 from hmrlab.nn.mgfenet import MGFENet
 from hmrlab.nn.rle import RealNVP, rle_loss
 from hmrlab.training.tasks.mesh import pretrain_2d, train_keypoint_hmr
@@ -276,3 +277,26 @@ def test_training_lowers_the_loss_on_one_batch(arrays, template):
         train_keypoint_hmr(KeypointHMR(num_keypoints=30, image_size=(32, 32), channels=16, body_arrays=arrays),
                            samples, template, epochs=1)
 
+
+
+@pytest.mark.parametrize("kind", ["paper91", "code96", "joints24"])
+def test_mesh_targets_without_the_mesh_are_the_same(arrays, kind):
+    """Training asks for targets without the 13,718-vertex mesh (`vertices=False`): the same keypoints."""
+    template = keypoint_template(kind, arrays) if kind != "paper91" else keypoint_template(kind)
+    body = BodyModel(arrays)
+    generator = torch.Generator().manual_seed(2)
+    pose, betas = 0.4 * torch.randn(3, 72, generator=generator), torch.randn(3, 10, generator=generator)
+    full, light = mesh_targets(body, template, pose, betas), mesh_targets(body, template, pose, betas, vertices=False)
+    assert "vertices" not in light and light["keypoints"].shape == (3, template.num_keypoints, 3)
+    for name in light:
+        torch.testing.assert_close(light[name], full[name], atol=1e-6, rtol=0)
+
+
+def test_forward_without_the_mesh_gives_the_same_joints(arrays):
+    torch.manual_seed(0)
+    model = KeypointHMR(image_size=(32, 32), channels=16, num_bins=16, body_arrays=arrays).eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        full, light = model(images), model(images, mesh=False)
+    assert light["vertices"] is None and full["vertices"].shape == (2, 13718, 3)
+    torch.testing.assert_close(light["joints"], full["joints"], atol=1e-6, rtol=0)

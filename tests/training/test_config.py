@@ -120,7 +120,7 @@ def test_the_task_defaults():
     assert video.settings(training.RunConfig()) == video.VideoData(
         dir=paths.SYNTH_3DPW, clip_length=8, stride=4, crop_size=(96, 96), scale=1.25, noise=0.0)
     assert wholebody.settings(training.RunConfig()) == wholebody.WholeBodyData(
-        train_count=1500, val_count=200, image_size=(128, 96), seed=0, cache_dir=Path("build/synth/wholebody"),
+        train_count=10_000, val_count=200, image_size=(128, 96), seed=1, cache_dir=Path("build/synth/wholebody"),
         dir=paths.SYNTH_3DPW)
 
 

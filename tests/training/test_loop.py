@@ -292,11 +292,13 @@ def test_scheduler_and_ema_resume_exactly_and_ema_is_the_recursion(tmp_path):
     np.testing.assert_allclose([row["lr"] for row in history], [0.05 / (1 + 0.1 * 6 * e) for e in (1, 2, 3)])
     _scheduled_run(1, path)
     _assert_same_run((model, history), _scheduled_run(3, path))
-    # EMA by hand: the first update copies the weights, then ema = 0.9 ema + 0.1 p after every step.
+    # EMA by hand: the first update copies the weights, then after n updates ema = d ema + (1 - d) p
+    # with the warmed-up decay d = min(0.9, (1 + n) / (10 + n)).
     after_each_step = snapshots[1:] + [[p.detach() for p in model.parameters()]]
     ema = after_each_step[0]
-    for params in after_each_step[1:]:
-        ema = [0.9 * e + 0.1 * p for e, p in zip(ema, params)]
+    for n, params in enumerate(after_each_step[1:], 1):
+        d = min(0.9, (1 + n) / (10 + n))
+        ema = [d * e + (1 - d) * p for e, p in zip(ema, params)]
     averaged = _noisy_model(0)
     load_checkpoint(path, averaged, ema=True)
     for mine, loaded in zip(ema, averaged.parameters()):

@@ -70,6 +70,8 @@ def test_example_inputs_and_examples(run):
     assert shown["images"].shape == (3, 3, 64, 64)
     assert 0 <= float(shown["images"].min()) and float(shown["images"].max()) <= 1
     assert shown["pred_vertices"].shape == shown["target_vertices"].shape == (3, 13718, 3)
+    assert shown["camera"].shape == (3, 3, 3) and shown["root"].shape == (3, 3)
+    assert (shown["root"][:, 2] > 1).all()  # the pelvis stands metres in front of the camera
 
 
 def test_targets_match_the_split_and_the_body_model():

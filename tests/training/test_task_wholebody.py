@@ -1,7 +1,6 @@
 """The wholebody task: BiDRN trained on rendered whole-body samples through `hmrlab.training`."""
 
 import copy
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ from hmrlab.body import body_model_arrays
 from hmrlab.body.wholebody import pose_wholebody
 from hmrlab.data import smpl_targets
 from hmrlab.data.datasets import MeshSamples
-from hmrlab.data.synth_wholebody import WholeBodySamples
 from hmrlab.evaluation import pw3d_split
 from hmrlab.models.bidrn import BiDRN
 from hmrlab.training.tasks import wholebody
@@ -54,7 +52,7 @@ def model(run):
 @pytest.mark.parametrize(("name", "binary"), [("wholebody_bidrn.yaml", True), ("wholebody_bidrn_fp.yaml", False)])
 def test_configs_load_and_build(name, binary, tmp_path):
     full = training.load_config(CONFIGS / name)
-    assert full.task == "wholebody" and full.data["train_count"] == 1500
+    assert full.task == "wholebody" and full.data["train_count"] == 10_000
     config = tiny_config(tmp_path, tmp_path, name=name)
     model = training.build_model(config)
     assert isinstance(model, BiDRN) and model.binary == binary
@@ -105,22 +103,13 @@ def test_examples_are_pelvis_relative_validation_samples(run, model):
     with torch.no_grad():
         vertices = pose_wholebody(model.body_model, params)[0]
     torch.testing.assert_close(shown["target_vertices"], vertices - reference["joints"][:, :1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(shown["root"], reference["joints"][:, 0], atol=1e-5, rtol=0)
+    assert shown["camera"].shape == (3, 3, 3) and shown["pred_root"].shape == (3, 3)
+    projected = shown["root"] @ shown["camera"][0].T  # the true pelvis falls inside the picture
+    uv = projected[:, :2] / projected[:, 2:]
+    assert ((uv >= 0) & (uv <= torch.tensor([48.0, 64.0]))).all()
     with pytest.raises(ValueError, match="count must be between 1 and the 4"):
         wholebody.examples(model, config, 5)
-
-
-def test_cache_round_trip_and_corrupt_file(tmp_path):
-    rendered = wholebody.cached_wholebody_samples(2, (32, 24), 7, tmp_path)
-    path = wholebody.cache_path(tmp_path, 2, (32, 24), 7)
-    assert path.is_file() and [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
-    cached = wholebody.cached_wholebody_samples(2, (32, 24), 7, tmp_path)
-    for field in fields(WholeBodySamples):
-        assert torch.equal(getattr(cached, field.name), getattr(rendered, field.name)), field.name
-    path.write_bytes(b"not a zip file")
-    with pytest.warns(UserWarning, match="rendering them again"):
-        again = wholebody.cached_wholebody_samples(2, (32, 24), 7, tmp_path)
-    assert torch.equal(again.images, rendered.images)
-    assert torch.equal(wholebody.cached_wholebody_samples(2, (32, 24), 7, tmp_path).joints, rendered.joints)
 
 
 def test_target_meshes_reproduce_the_generators_joints(run, model):

@@ -12,8 +12,8 @@ validation on the test sequences' frames gives ``val_mpjpe``, the metric that pi
 Two sources of training data (``data.format``): ``"3dpw"``, the train sequences of the 3DPW-format
 ``data.dir`` (validated on its test sequences); ``"crops"``, SynthCrops (`hmrlab.data.synth_crops`:
 every sample its own body, pose, camera and look), ``data.train_count`` samples under
-``data.crops_dir/train`` and ``data.val_count`` under ``data.crops_dir/val`` (rendered when missing,
-resumed when interrupted, cached). Training crops are augmented (`hmrlab.data.augment`) unless
+``data.crops_dir/<H>x<W>-seed<seed>/train`` and ``data.val_count`` under ``.../val`` (one folder per crop
+size and seed; rendered when missing, resumed when interrupted, cached). Training crops are augmented (`hmrlab.data.augment`) unless
 ``data.augment`` is false; validation crops never are.
 
 **Floor.** `floor` scores the constant prediction, the mean training body (`hmrlab.data.mean_body`:
@@ -42,6 +42,8 @@ from hmrlab.data import smpl_targets
 from hmrlab.data.augment import Augmentation
 from hmrlab.data.datasets import MeshSamples, SynthCrops, WithConstants
 from hmrlab.data.mean_body import mean_axis_angle
+from hmrlab.data.mean_body import mean_mesh as mean_meshes  # the tasks' mean_mesh reads their own data
+from hmrlab.data.sampling import Resampled
 from hmrlab.data.synth_crops import DEFAULT_SEED, generate_crops
 from hmrlab.evaluation import pw3d_split
 from hmrlab.models.keypoint_hmr import (
@@ -52,22 +54,29 @@ from hmrlab.models.keypoint_hmr import (
     pretrain_loss,
 )
 from hmrlab.nn.keypoints import KeypointTemplate, keypoint_template
+from hmrlab.nn.mgfenet import MGFENet
 from hmrlab.training.config import (
     RunConfig,
     boolean,
     choice,
     data_settings,
     integer,
+    load_config,
+    optional,
     path,
     pixel_pair,
     positive_float,
     positive_int,
     setting,
 )
-from hmrlab.training.loop import History, fit
+from hmrlab.training.loop import History, best_checkpoint_path, fit, read_checkpoint
 from hmrlab.training.task import Task
 
 TEMPLATE = "paper91"  # SMPL's 24 joints + 67 surface markers (Sec. III-B); KeypointHMR's default K = 91
+KEYPOINT_L1 = 1.0
+"""Weight of the L1 keypoint term beside Eq. 9 (`keypoint_hmr_step`'s ``l1_weight``): with RLE alone the
+predictions collapsed to the mean body on diverse crops while σ absorbed the error (issue measurements
+in configs/mesh_keypoint_hmr.yaml)."""
 FORMATS = ("3dpw", "crops")
 VAL_SEED_OFFSET = 1_000_003
 """SynthCrops validation samples use ``seed + VAL_SEED_OFFSET`` (as the wholebody task's)."""
@@ -92,11 +101,17 @@ class MeshData:
         "where the SynthCrops train/ and val/ sets live (relative to the working directory); made by "
         "hmrlab.data.synth_crops.generate_crops when missing (about 25 samples/s a core at 96x96)"))
     train_count: int = setting(20000, positive_int, "SynthCrops training samples (format 'crops')")
+    samples_per_epoch: int | None = setting(None, optional(positive_int), (
+        "draw this many random training items per epoch, with replacement (hmrlab.data.sampling.Resampled), "
+        "so that a short run validates often; null: every training item once per epoch"))
     val_count: int = setting(1000, positive_int, "SynthCrops validation samples (format 'crops')")
     seed: int = setting(DEFAULT_SEED, integer, (
         "the SynthCrops training set's seed; validation uses seed + VAL_SEED_OFFSET (keep both off the "
         "benchmark set's seed 0)"))
     render_workers: int = setting(2, positive_int, "processes rendering SynthCrops shards")
+    backbone_run: Path | None = setting(None, optional(path), (
+        "a finished pose2d run (hmrlab.training.tasks.pose2d, same crop_size) whose best checkpoint's "
+        "backbone starts a new run's MGFENet: the 2D pretraining (the paper's Sec. III-A); null: from scratch"))
     augment: bool = setting(True, boolean, (
         "augment the training crops (hmrlab.data.augment.Augmentation(): jitter, rotation, flip, colour, "
         "occlusion); validation and benchmark crops are never augmented"))
@@ -123,8 +138,10 @@ def _crops(config: RunConfig, split: str, augment: bool = False) -> SynthCrops:
     options = settings(config)
     seed = options.seed + (VAL_SEED_OFFSET if split == "val" else 0)
     count = options.train_count if split == "train" else options.val_count
-    folder = generate_crops(options.crops_dir / split, count=count, crop_size=options.crop_size, seed=seed,
-                            workers=options.render_workers, progress=config.progress)
+    height, width = options.crop_size
+    folder = generate_crops(options.crops_dir / f"{height}x{width}-seed{options.seed}" / split, count=count,
+                            crop_size=options.crop_size, seed=seed, workers=options.render_workers,
+                            progress=config.progress)
     return SynthCrops(folder, scale=options.scale, augment=Augmentation() if augment else None)
 
 
@@ -163,16 +180,23 @@ def build_datasets(config: RunConfig) -> tuple[WithConstants, WithConstants]:
     (24, 3): the mean training body's joints, pelvis-relative, for the ``floor_mpjpe`` the loss logs."""
     train, val = _raw_datasets(config)
     floor_joints = _constant_joints(*mean_body(train))
-    return WithConstants(train, floor_joints=floor_joints), WithConstants(val, floor_joints=floor_joints)
+    return WithConstants(epochs(train, config), floor_joints=floor_joints), WithConstants(val, floor_joints=floor_joints)
+
+
+def epochs(train: Dataset, config: RunConfig) -> Dataset:
+    """The training set as one epoch draws it: ``data.samples_per_epoch`` random items, or all."""
+    count = settings(config).samples_per_epoch
+    return train if count is None else Resampled(train, count)
 
 
 def loss(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Eq. 9 and its terms on a batch of crops, plus ``mpjpe`` (mm, the mesh's 24 body-model joints,
-    pelvis-relative): `keypoint_hmr_step` with the paper's 91-keypoint template of the body model.
+    """Eq. 9 and its terms, plus ``KEYPOINT_L1`` times the L1 keypoint term, on a batch of crops, and
+    ``mpjpe`` (mm, the mesh's 24 body-model joints, pelvis-relative): `keypoint_hmr_step` with the
+    paper's 91-keypoint template of the body model.
     Logged by the loss rather than a separate metric, so validation runs the network once a batch.
     With ``floor_joints`` in the batch (`build_datasets`), also ``floor_mpjpe``: the same error of
     the mean training body."""
-    terms = keypoint_hmr_step(model, batch, keypoint_template(TEMPLATE))
+    terms = keypoint_hmr_step(model, batch, keypoint_template(TEMPLATE), l1_weight=KEYPOINT_L1)
     if "floor_joints" in batch:
         truth = batch["joints_3d"] - batch["joints_3d"][:, :1]
         terms["floor_mpjpe"] = 1000 * metrics.mpjpe(batch["floor_joints"].to(truth), truth)
@@ -211,15 +235,10 @@ def _split_targets(samples: MeshSamples | SynthCrops) -> Tensor:
     return vertices - joints[:, :1]
 
 
-def mean_mesh(samples: MeshSamples | SynthCrops, chunk: int = 512) -> Tensor:
+def mean_mesh(samples: MeshSamples | SynthCrops) -> Tensor:
     """The mean (V, 3) of every item's target mesh, pelvis-relative (`training_parameters`): the
     constant with the least squared vertex error, though no body (notebook 10's floor)."""
-    poses, betas = training_parameters(samples)
-    total = torch.zeros(smpl_targets.smpl_body().v_template.shape, dtype=torch.float64)
-    for start in range(0, len(poses), chunk):
-        vertices, joints = smpl_targets.posed_smpl(poses[start : start + chunk], betas[start : start + chunk])
-        total += (vertices - joints[:, :1]).double().sum(0)
-    return (total / len(poses)).float()
+    return mean_meshes(*training_parameters(samples), pelvis="smpl")
 
 
 def floor(config: RunConfig, folder: str | os.PathLike | None = None, constant: str = "body") -> pd.DataFrame:
@@ -249,6 +268,39 @@ def floor(config: RunConfig, folder: str | os.PathLike | None = None, constant: 
     return pw3d_split.score_frames(keys, constant.expand_as(targets), targets)
 
 
+def backbone(image_size: tuple[int, int]) -> MGFENet:
+    """The paper's MGFENet for ``image_size`` (H, W) crops with the authors' batch-norm momentum 0.1,
+    its weights in the channels-last memory layout. Momentum: with MobileNetV3's 0.01 the running
+    statistics lagged the weights by hundreds of steps, and a 2D pretraining run's evaluation-mode
+    error was 9.7 px where its training-mode error was 6.3 px (200 steps at 64x64). Layout: oneDNN's
+    depthwise convolutions, most of MGFENet, run faster channels-last; a training step of 32 crops at
+    64x64 (configs/mesh_keypoint_hmr.yaml) took 0.73 of its time (paired runs, one thread)."""
+    return MGFENet(image_size=tuple(image_size), bn_momentum=0.1).to(memory_format=torch.channels_last)
+
+
+def initialise(model: KeypointHMR, config: RunConfig) -> None:
+    """Load ``data.backbone_run``'s pretrained backbone (its best epoch, EMA weights if it used them)
+    into a new run's model; nothing without one. FileNotFoundError without a trained run there,
+    ValueError when it is not a pose2d run of this crop size."""
+    run = settings(config).backbone_run
+    if run is None:
+        return
+    run = Path(run).expanduser()
+    checkpoint = best_checkpoint_path(run / "checkpoint.pt")
+    if not (run / "config.yaml").is_file() or not checkpoint.is_file():
+        raise FileNotFoundError(f"data.backbone_run {str(run)!r} holds no trained run (config.yaml and {checkpoint.name}); "
+                                "train configs/mesh_pretrain_2d.yaml there first, or set data.backbone_run to null")
+    pretrain = load_config(run / "config.yaml")
+    if pretrain.task != "pose2d" or settings(pretrain).crop_size != tuple(model.image_size):
+        raise ValueError(f"data.backbone_run {str(run)!r} is a {pretrain.task!r} run for {settings(pretrain).crop_size} "
+                         f"crops; it must be a pose2d run with this run's crop_size {list(model.image_size)}")
+    state = read_checkpoint(checkpoint)
+    weights = state["model"] if pretrain.ema_decay is None else {
+        name.removeprefix("module."): value for name, value in state["ema"].items() if name.startswith("module.")}
+    model.backbone.load_state_dict({name.removeprefix("backbone."): value for name, value in weights.items()
+                                    if name.startswith("backbone.")})
+
+
 def example_inputs(config: RunConfig) -> tuple[Tensor]:
     """One crop (1, 3, H, W) at the configured ``crop_size``."""
     return (torch.zeros(1, 3, *settings(config).crop_size),)
@@ -257,14 +309,17 @@ def example_inputs(config: RunConfig) -> tuple[Tensor]:
 def examples(model: nn.Module, config: RunConfig, count: int) -> dict[str, Tensor]:
     """``count`` test frames spread evenly over the configured folder's test split (all of them if it
     has fewer): ``images`` (n, 3, H, W) in [0, 1], ``pred_vertices`` and ``target_vertices`` (n, V, 3),
-    metres, pelvis-relative."""
+    metres, pelvis-relative; ``camera`` (n, 3, 3) the crops' intrinsics and ``root`` (n, 3) the true
+    pelvis in the camera frame, metres (the model predicts no translation), to draw both meshes over
+    the crop (`hmrlab.viz.overlay_mesh` of ``vertices + root``)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer; got {count!r}")
     samples, _ = _samples(config, settings(config).dir, "test")
     picks = torch.linspace(0, len(samples) - 1, min(count, len(samples))).round().long().tolist()
     batch = default_collate([samples[i] for i in picks])
     predicted, targets = _predict(model, [batch])
-    return {"images": batch["image"], "pred_vertices": predicted, "target_vertices": targets}
+    return {"images": batch["image"], "pred_vertices": predicted, "target_vertices": targets,
+            "camera": batch["camera"], "root": batch["joints_3d"][:, 0]}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -324,10 +379,12 @@ TASK = Task(
     metrics={},
     evaluate=evaluate,
     best_metric="val_mpjpe",
-    default_model_args=lambda config: {"image_size": settings(config).crop_size},
+    default_model_args=lambda config: {"image_size": settings(config).crop_size,
+                                       "backbone": backbone(settings(config).crop_size)},
     data=MeshData,
     benchmark=benchmark,
     example_inputs=example_inputs,
     examples=examples,
     floor=floor,
+    initialise=initialise,
 )

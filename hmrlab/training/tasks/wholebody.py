@@ -1,25 +1,30 @@
 """Whole-body mesh recovery on synthetic images: BiDRN and its full-precision twin (`hmrlab.models.bidrn`).
 
-Both models train on rendered SMPL-X-format people (`hmrlab.data.synth_wholebody`) with `bidrn_loss`
-(true part boxes as teacher forcing), are scored in domain by `evaluate`, and body-only on the
-common 3DPW-format test split by `benchmark`.
+Both models train on rendered SMPL-X-format people (`hmrlab.data.synth_wholebody`: each sample its own
+body, pose, hands, face, camera and look; sets rendered in shards by worker processes, cached and
+resumed) with `bidrn_loss` (true part boxes as teacher forcing), are scored in domain by `evaluate`,
+and body-only on the common 3DPW-format test split by `benchmark`. Training samples are augmented
+(`hmrlab.data.synth_wholebody.AugmentedWholeBody`: colour gain, body-box jitter; no flip) unless
+``data.augment`` is false.
 
 The configuration's ``data`` keys are the fields of `WholeBodyData`. The validation metric ``mpjpe``
 is the MPJPE in mm of the 22 SMPL-X body joints (pelvis to wrists, the joints `BiDRN` locates with
-its body heatmaps), pelvis-relative, with the model's own part boxes.
+its body heatmaps), pelvis-relative, with the model's own part boxes; validation also logs the
+hands' and the face's errors, ``hand_pa_mpjpe`` (`hands_pa_mpjpe`) and ``face_pa_mpjpe``
+(`face_errors`), mm.
 
-**Floor.** `floor` scores the constant prediction, the mean training body (`mean_body`: per-joint
-chordal mean of the training samples' camera-frame rotations, `hmrlab.data.mean_body`, and the mean
-betas and expression), with `evaluate`'s table on the validation samples or `benchmark`'s on a
-3DPW-format folder; validation also logs ``val_floor_mpjpe`` beside ``val_mpjpe``.
+**Floors.** `floor` scores the constant prediction, the mean training body (`mean_body`: per-joint
+chordal mean of the training samples' camera-frame rotations, `hmrlab.data.mean_body`, hands and jaw
+included, and the mean betas and expression), with `evaluate`'s table on the validation samples or
+`benchmark`'s on a 3DPW-format folder. Each of the three errors has its floor logged beside it,
+the same error of that constant: ``val_floor_mpjpe``, ``val_floor_hand_pa_mpjpe`` (the mean hand
+pose's) and ``val_floor_face_pa_mpjpe`` (the mean jaw and expression's).
 """
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,19 +40,24 @@ from hmrlab.body.wholebody import SMPLX_PARAM_NAMES, load_wholebody_model, part_
 from hmrlab.data import smpl_targets
 from hmrlab.data.datasets import MeshSamples, WithConstants
 from hmrlab.data.mean_body import mean_axis_angle
+from hmrlab.data.sampling import Resampled
 from hmrlab.data.synth_wholebody import (
     BODY_ASPECT,
+    DEFAULT_SEED,
     FOCAL_PER_HEIGHT,
+    AugmentedWholeBody,
     WholeBodySamples,
-    make_wholebody_samples,
+    generate_wholebody,
+    load_wholebody,
 )
 from hmrlab.evaluation import pw3d_split
-from hmrlab.io import atomic_save_npz, read_npz
 from hmrlab.models.bidrn import NUM_BODY_JOINTS, BiDRN, bidrn_loss
 from hmrlab.training.config import (
     RunConfig,
+    boolean,
     data_settings,
     integer,
+    optional,
     path,
     pixel_pair,
     positive_int,
@@ -55,8 +65,6 @@ from hmrlab.training.config import (
 )
 from hmrlab.training.task import Task
 
-GENERATOR_VERSION = 1
-"""Bump when `make_wholebody_samples` changes what it draws or renders: old cache files are then ignored."""
 VAL_SEED_OFFSET = 1_000_003
 """Validation samples use ``seed + VAL_SEED_OFFSET``: a seed no nearby training seed reaches."""
 
@@ -65,17 +73,26 @@ VAL_SEED_OFFSET = 1_000_003
 class WholeBodyData:
     """The wholebody task's ``data`` settings, all optional (`settings` reads them from a configuration)."""
 
-    train_count: int = setting(1500, positive_int, (
-        "rendered training samples (the full-mode config's; rendering ran at about 15 samples/s at "
-        "128x96 on an idle 2-core machine, about 2 minutes with the validation samples)"))
+    train_count: int = setting(10_000, positive_int, (
+        "rendered training samples (hmrlab.data.synth_wholebody.generate_wholebody; see the configs for "
+        "the rendering time)"))
     val_count: int = setting(200, positive_int, "rendered validation samples")
     image_size: tuple[int, int] = setting((128, 96), partial(pixel_pair, minimum=16), (
         "[height, width] of the rendered images (the default is the generator's)"))
-    seed: int = setting(0, integer, "the training samples' seed; validation uses seed + VAL_SEED_OFFSET")
+    seed: int = setting(DEFAULT_SEED, integer, (
+        "the training samples' seed; validation uses seed + VAL_SEED_OFFSET (keep both off the benchmark "
+        "set's seed 0)"))
     cache_dir: Path = setting(Path("build/synth/wholebody"), path, (
-        "where rendered sets are cached (relative to the working directory, like out_dir), one .npz per "
-        "(count, size, seed, GENERATOR_VERSION), written atomically; an unreadable or inconsistent cache "
-        "file is rendered again and replaced, with a warning (cached_wholebody_samples)"))
+        "where rendered sets are cached (relative to the working directory, like out_dir): one folder of "
+        "shards per split, size and seed (set_folder), resumed when a rendering was interrupted and "
+        "extended when more samples are asked for"))
+    render_workers: int = setting(2, positive_int, "processes rendering the shards")
+    samples_per_epoch: int | None = setting(None, optional(positive_int), (
+        "draw this many random training samples per epoch, with replacement (hmrlab.data.sampling.Resampled), "
+        "so that a short run validates often; null: every training sample once per epoch"))
+    augment: bool = setting(True, boolean, (
+        "augment the training samples (hmrlab.data.synth_wholebody.AugmentedWholeBody: colour gain, "
+        "body-box jitter); validation samples never are"))
     dir: Path = setting(paths.SYNTH_3DPW, path, (
         "the 3DPW-format folder benchmark uses when the caller passes none of its own (the default is "
         "the shipped SynthHuman set)"))
@@ -90,62 +107,27 @@ def settings(config: RunConfig) -> WholeBodyData:
 # Rendered samples, cached
 
 
-def cache_path(cache_dir: str | os.PathLike, count: int, image_size: tuple[int, int], seed: int) -> Path:
-    """The cache file of `make_wholebody_samples(count, image_size, seed)` under ``cache_dir``."""
-    height, width = image_size
-    return Path(cache_dir) / f"wholebody_n{count}_{height}x{width}_seed{seed}_v{GENERATOR_VERSION}.npz"
+def _split_seed(config: RunConfig, split: str) -> int:
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val'; got {split!r}")
+    return settings(config).seed + (VAL_SEED_OFFSET if split == "val" else 0)
 
 
-def _save_samples(samples: WholeBodySamples, path: Path) -> None:
-    arrays = {f.name: getattr(samples, f.name).numpy() for f in fields(samples)}
-    # The renderer makes 8-bit pictures (uint8 / 255), so bytes store them exactly at a quarter of the size.
-    arrays["images"] = (samples.images * 255).round().to(torch.uint8).numpy()
-    atomic_save_npz(path, **arrays)
-
-
-def _load_samples(path: Path, count: int, image_size: tuple[int, int]) -> WholeBodySamples:
-    """The samples cached at ``path``; ValueError if the file does not hold `count` samples of that size."""
-    data = read_npz(path, "cached whole-body samples", objects="skip")
-    missing = [f.name for f in fields(WholeBodySamples) if f.name not in data]
-    if missing:
-        raise ValueError(f"the file has no {missing}")
-    arrays = {f.name: torch.from_numpy(data[f.name]) for f in fields(WholeBodySamples)}
-    if arrays["images"].dtype != torch.uint8 or tuple(arrays["images"].shape) != (count, 3, *image_size):
-        raise ValueError(f"images are {arrays['images'].dtype} {tuple(arrays['images'].shape)}")
-    if any(len(value) != count for name, value in arrays.items() if name not in ("focal", "center")):
-        raise ValueError(f"the arrays do not all hold {count} samples")
-    arrays["images"] = arrays["images"].float() / 255
-    return WholeBodySamples(**arrays)
-
-
-def cached_wholebody_samples(
-    count: int, image_size: tuple[int, int], seed: int, cache_dir: str | os.PathLike
-) -> WholeBodySamples:
-    """`make_wholebody_samples(count, image_size, seed)`, rendered once and then read from ``cache_dir``.
-
-    The file (`cache_path`) is written atomically, so an interrupted run leaves no half file; one
-    that still cannot be read (truncated by hand, another version's layout) is rendered again and
-    replaced, with a warning naming it. Images round-trip exactly (stored as the renderer's bytes).
-    """
-    path = cache_path(cache_dir, count, image_size, seed)
-    if path.is_file():
-        try:
-            return _load_samples(path, count, image_size)
-        except ValueError as error:
-            warnings.warn(f"cannot read the cached samples {path} ({error}); rendering them again", stacklevel=2)
-    samples = make_wholebody_samples(count, image_size, seed)
-    _save_samples(samples, path)
-    return samples
+def set_folder(config: RunConfig, split: str) -> Path:
+    """The folder of the configured ``"train"`` or ``"val"`` set: ``cache_dir/<split>_<H>x<W>_seed<seed>``.
+    The count is not in the name: a larger count keeps the shards made (a smaller one drops the rest)."""
+    seed, (height, width) = _split_seed(config, split), settings(config).image_size
+    return settings(config).cache_dir / f"{split}_{height}x{width}_seed{seed}"
 
 
 def load_samples(config: RunConfig, split: str) -> WholeBodySamples:
-    """The configured ``"train"`` or ``"val"`` `WholeBodySamples` (rendered, or read from the cache)."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val'; got {split!r}")
-    options = settings(config)
-    seed = options.seed + (VAL_SEED_OFFSET if split == "val" else 0)
+    """The configured ``"train"`` or ``"val"`` `WholeBodySamples`, rendered into `set_folder` first
+    when missing or unfinished (`hmrlab.data.synth_wholebody.generate_wholebody`)."""
+    options, seed = settings(config), _split_seed(config, split)
     count = options.train_count if split == "train" else options.val_count
-    return cached_wholebody_samples(count, options.image_size, seed, options.cache_dir)
+    folder = generate_wholebody(set_folder(config, split), count=count, image_size=options.image_size, seed=seed,
+                                workers=options.render_workers, progress=config.progress)
+    return load_wholebody(folder)
 
 
 def mean_body(samples: WholeBodySamples) -> dict[str, Tensor]:
@@ -172,15 +154,19 @@ def _constant_body(samples: WholeBodySamples) -> tuple[Tensor, Tensor]:
 
 
 def build_datasets(config: RunConfig) -> tuple[WithConstants, WithConstants]:
-    """Training and validation `WholeBodySamples` (`load_samples`); every item also carries
-    ``floor_joints`` (22, 3), the mean training body's body joints (`mean_body`), for ``floor_mpjpe``."""
-    count = settings(config).train_count
-    if count % config.batch_size == 1:
-        raise ValueError(f"train_count {count} leaves a last batch of one sample for batch_size "
+    """Training (augmented unless ``data.augment`` is false) and validation `WholeBodySamples`
+    (`load_samples`); every item also carries ``floor_joints`` (127, 3), the mean training body's
+    joints (`mean_body`), pelvis-relative, metres, for the ``floor_...`` metrics."""
+    options = settings(config)
+    if options.train_count % config.batch_size == 1:
+        raise ValueError(f"train_count {options.train_count} leaves a last batch of one sample for batch_size "
                          f"{config.batch_size}, which BatchNorm cannot train on; change either")
     train = load_samples(config, "train")
-    floor_joints = _constant_body(train)[1][:NUM_BODY_JOINTS]
-    return (WithConstants(train, floor_joints=floor_joints),
+    floor_joints = _constant_body(train)[1]
+    drawn = AugmentedWholeBody(train) if options.augment else train
+    if options.samples_per_epoch is not None:
+        drawn = Resampled(drawn, options.samples_per_epoch)
+    return (WithConstants(drawn, floor_joints=floor_joints),
             WithConstants(load_samples(config, "val"), floor_joints=floor_joints))
 
 
@@ -213,7 +199,30 @@ def body_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
 def floor_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
     """`body_mpjpe` of the constant prediction (the batch's ``floor_joints``); the model is not run."""
     target = batch["joints"][:, :NUM_BODY_JOINTS]
-    return 1000 * float(metrics.mpjpe(batch["floor_joints"].to(target).expand_as(target), target, root=0))
+    constant = batch["floor_joints"][:, :NUM_BODY_JOINTS].to(target)
+    return 1000 * float(metrics.mpjpe(constant, target, root=0))
+
+
+def hand_pa_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
+    """`hands_pa_mpjpe` (mm) of the model's joints, with its own part boxes, averaged over the batch."""
+    return float(hands_pa_mpjpe(_predict(model, batch)["joints"], batch["joints"]).mean())
+
+
+def floor_hand_pa_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
+    """`hand_pa_mpjpe` of the constant prediction (``floor_joints``: the mean hand poses and betas,
+    each hand aligned on its own); the model is not run."""
+    return float(hands_pa_mpjpe(batch["floor_joints"].to(batch["joints"]), batch["joints"]).mean())
+
+
+def face_pa_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
+    """`face_errors` (mm) of the model's joints, with its own part boxes, averaged over the batch."""
+    return float(face_errors(_predict(model, batch)["joints"], batch["joints"]).mean())
+
+
+def floor_face_pa_mpjpe(model: BiDRN, batch: dict[str, Tensor]) -> float:
+    """`face_pa_mpjpe` of the constant prediction (``floor_joints``: the mean jaw, expression and
+    betas, the face aligned on its own); the model is not run."""
+    return float(face_errors(batch["floor_joints"].to(batch["joints"]), batch["joints"]).mean())
 
 
 def target_meshes(batch: dict[str, Tensor], body_model: nn.Module) -> tuple[Tensor, Tensor]:
@@ -254,6 +263,15 @@ def hands_pa_mpjpe(pred_joints: Tensor, target_joints: Tensor) -> Tensor:
     errors = [metrics.pa_mpjpe(pred_joints[:, parts[h]], target_joints[:, parts[h]], reduction="frame")
               for h in ("left_hand", "right_hand")]
     return 1000 * (errors[0] + errors[1]) / 2
+
+
+def face_errors(pred_joints: Tensor, target_joints: Tensor) -> Tensor:
+    """Per-sample face error (N,) mm: PA-MPJPE of the face's 60 points (head, jaw and eye joints, nose,
+    eyes and ears, 51 landmarks: `part_joint_indices`) aligned on their own, so the head's rotation
+    and place do not count, the jaw, expression and face shape do. Joints (N, 127, 3) in smplx's
+    order, metres."""
+    face = part_joint_indices()["face"]
+    return 1000 * metrics.pa_mpjpe(pred_joints[:, face], target_joints[:, face], reduction="frame")
 
 
 def _in_domain_table(config: RunConfig, predict) -> pd.DataFrame:
@@ -369,7 +387,9 @@ def example_inputs(config: RunConfig) -> tuple[Tensor, Tensor, None, Tensor, Ten
 
 def examples(model: BiDRN, config: RunConfig, count: int) -> dict[str, Tensor]:
     """The first ``count`` validation samples: ``images`` (n, 3, H, W) in [0, 1], ``pred_vertices``
-    and ``target_vertices`` (n, 13718, 3) metres, each relative to its own pelvis (joint 0)."""
+    and ``target_vertices`` (n, 13718, 3) metres, each relative to its own pelvis (joint 0);
+    ``camera`` (n, 3, 3) the images' intrinsics, ``root`` (n, 3) the true pelvis and ``pred_root``
+    (n, 3) the predicted one (from BiDRN's camera translation), camera frame, metres."""
     val = load_samples(config, "val")
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(val):
         raise ValueError(f"count must be between 1 and the {len(val)} validation samples; got {count!r}")
@@ -378,10 +398,13 @@ def examples(model: BiDRN, config: RunConfig, count: int) -> dict[str, Tensor]:
     with torch.no_grad():
         out = _predict(model, batch)
         vertices, joints = target_meshes(batch, model.body_model)
+    camera = torch.eye(3).repeat(count, 1, 1)
+    camera[:, [0, 1], [0, 1]], camera[:, :2, 2] = batch["focal"].cpu(), batch["center"].cpu()
     return {
         "images": batch["images"].cpu(),
         "pred_vertices": (out["vertices"] - out["joints"][:, :1]).cpu(),
         "target_vertices": (vertices - joints[:, :1]).cpu(),
+        "camera": camera, "root": joints[:, 0].cpu(), "pred_root": out["joints"][:, 0].cpu(),
     }
 
 
@@ -389,7 +412,9 @@ TASK = Task(
     models={"BiDRN": BiDRN, "BiDRN-FP": bidrn_fp},
     build_datasets=build_datasets,
     loss=loss,
-    metrics={"mpjpe": body_mpjpe, "floor_mpjpe": floor_mpjpe},
+    metrics={"mpjpe": body_mpjpe, "floor_mpjpe": floor_mpjpe, "hand_pa_mpjpe": hand_pa_mpjpe,
+             "floor_hand_pa_mpjpe": floor_hand_pa_mpjpe, "face_pa_mpjpe": face_pa_mpjpe,
+             "floor_face_pa_mpjpe": floor_face_pa_mpjpe},
     evaluate=evaluate,
     best_metric="val_mpjpe",
     data=WholeBodyData,
