@@ -105,11 +105,6 @@ def evaluate(model: nn.Module, config: RunConfig) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def example_inputs(config: RunConfig) -> tuple[Tensor]:
-    """One crop (1, 3, H, W) at the configured ``crop_size``."""
-    return (torch.zeros(1, 3, *mesh.settings(config).crop_size),)
-
-
 TASK = Task(
     models={"MGFENet2D": mgfenet_2d},
     build_datasets=build_datasets,
@@ -119,5 +114,5 @@ TASK = Task(
     best_metric="val_px",
     default_model_args=lambda config: {"image_size": mesh.settings(config).crop_size},
     data=mesh.MeshData,
-    example_inputs=example_inputs,
+    example_inputs=mesh.example_inputs,  # one crop, as the mesh task's
 )
